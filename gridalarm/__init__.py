@@ -1,0 +1,1 @@
+"""gridalarm: shared contracts (schemas, config) and the CLI, the composition root."""

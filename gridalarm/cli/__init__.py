@@ -1,0 +1,52 @@
+"""The ``gridalarm`` command: the composition root that wires settings, producers, worker and models.
+
+Each command group lives in its own module and registers itself on :data:`app`. Errors an
+operator can mend (bad settings, bad arguments, an unreachable broker) print one line on stderr
+and exit 2; they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from gridalarm.config import ConfigError
+
+app = typer.Typer(
+    name="gridalarm",
+    help="Streaming anomaly detection for HTCondor batch pools.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class CliError(RuntimeError):
+    """An error with a one-line message for the operator (what is wrong and how to mend it)."""
+
+
+def fail(message: str) -> typer.Exit:
+    """Print one line on stderr and return the exit to raise."""
+    typer.echo(f"gridalarm: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+def _register() -> None:
+    # Imported here so that `gridalarm --help` stays fast and each group owns its module.
+    from gridalarm.cli import alerts, demo, kafka, produce, simulate, worker
+
+    for module in (kafka, produce, simulate, worker, alerts, demo):
+        module.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _register()
+    try:
+        app(standalone_mode=True)
+    except (ConfigError, CliError) as err:
+        typer.echo(f"gridalarm: {err}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

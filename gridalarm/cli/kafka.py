@@ -1,0 +1,9 @@
+"""`gridalarm kafka`: not yet wired."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the CLI."""

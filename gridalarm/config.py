@@ -1,0 +1,166 @@
+"""One typed settings object for every gridalarm process.
+
+Values come, highest first, from keyword arguments (the CLI), ``GRIDALARM_*`` environment
+variables, a TOML file named by ``GRIDALARM_CONFIG`` (or ``--config``), and the defaults below.
+A wrong value raises :class:`ConfigError` with one line naming the setting and what it accepts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from gridalarm.timeutil import parse_duration
+
+# The study's event kinds first, then the remaining common HTCondor job events, then `other`:
+# 13 features, the study's input width. Unknown types count under `other`.
+DEFAULT_FEATURES: tuple[str, ...] = (
+    "ExecuteEvent",
+    "JobAbortedEvent",
+    "JobDisconnectedEvent",
+    "JobEvictedEvent",
+    "JobHeldEvent",
+    "JobImageSizeEvent",
+    "JobReconnectFailedEvent",
+    "JobReconnectedEvent",
+    "SubmitEvent",
+    "JobTerminatedEvent",
+    "JobReleaseEvent",
+    "ShadowExceptionEvent",
+    "other",
+)
+
+MIN_WINDOW_S = 1.0
+MAX_WINDOW_S = 86_400.0
+
+
+class ConfigError(ValueError):
+    """A setting has a value it cannot take; the message is one line meant for an operator."""
+
+
+class Settings(BaseSettings):
+    """Everything a gridalarm process can be told. Immutable once built."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GRIDALARM_",
+        frozen=True,
+        extra="forbid",
+        env_nested_delimiter=None,
+    )
+
+    kafka: str | None = Field(
+        default=None,
+        description="Kafka bootstrap servers (host:port[,host:port]); unset: the local broker",
+    )
+    topic_prefix: str = Field(default="gridalarm", pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    partitions: int = Field(default=8, ge=1, le=1024)
+    replication: int = Field(default=1, ge=1, le=16)
+    window: float = Field(default=3600.0, description="window size: 1s .. 1d, e.g. 1h, 5m, 60s")
+    lateness: float = Field(default=30.0, description="allowed lateness, e.g. 30s; >= 0")
+    idle_timeout: float | None = Field(
+        default=None,
+        description="live mode: advance an idle partition's watermark with the wall clock "
+        "after this long without messages (e.g. 10s); unset: only events and heartbeats do",
+    )
+    max_future: float = Field(default=86_400.0, description="reject events this far ahead")
+    max_message_bytes: int = Field(default=1_000_000, ge=1024)
+    features: tuple[str, ...] = DEFAULT_FEATURES
+    detector: str = Field(default="baseline", description="detector name from the registry")
+    threshold: float = Field(default=50.0, ge=0, le=100, description="score that is anomalous")
+    resolve_after: int = Field(default=2, ge=1, description="normal windows that end an alert")
+    min_history: int = Field(default=12, ge=1, description="windows before a stream is scored")
+    history: int = Field(default=168, ge=4, description="windows the baseline remembers")
+    worker_id: str = Field(default="gridalarm-worker", description="Faust app id / group id")
+    web_port: int = Field(default=6066, ge=0, le=65535)
+    state_dir: Path = Field(default=Path(".state"))
+
+    @field_validator("window", "lateness", "max_future", "idle_timeout", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> Any:
+        return None if value is None or value == "" else parse_duration(value)
+
+    @field_validator("window")
+    @classmethod
+    def _window_range(cls, value: float) -> float:
+        if not MIN_WINDOW_S <= value <= MAX_WINDOW_S:
+            raise ValueError("must be between 1s and 1d")
+        return value
+
+    @field_validator("lateness", "max_future")
+    @classmethod
+    def _non_negative(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError("must be >= 0")
+        return value
+
+    @field_validator("features", mode="before")
+    @classmethod
+    def _feature_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _features_unique(self) -> Settings:
+        if not self.features:
+            raise ValueError("features: needs at least one feature name")
+        if len(set(self.features)) != len(self.features):
+            raise ValueError("features: names must be unique")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get("GRIDALARM_CONFIG")
+        if path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    # Topic names live here so that producers, worker and tools agree on them.
+    def topic(self, kind: str) -> str:
+        """Name of the ``kind`` topic: events, windows, scores, alerts or deadletter."""
+        return f"{self.topic_prefix}.{kind}"
+
+
+def _one_line(err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(part) for part in first.get("loc", ()))
+    msg = first.get("msg", "invalid value").removeprefix("Value error, ")
+    got = first.get("input")
+    if loc:
+        env = f"GRIDALARM_{loc.upper()}"
+        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        return f"setting '{loc}' ({env}){shown}: {msg}"
+    return f"settings: {msg}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings; overrides whose value is None are ignored (unset CLI options)."""
+    config_path = os.environ.get("GRIDALARM_CONFIG")
+    if config_path and not Path(config_path).is_file():
+        raise ConfigError(
+            f"GRIDALARM_CONFIG={config_path!r}: no such file; point it at a TOML file or unset it"
+        )
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as err:
+        raise ConfigError(_one_line(err)) from None
+    except ValueError as err:  # e.g. a TOML syntax error
+        raise ConfigError(f"settings: {err}") from None

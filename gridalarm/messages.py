@@ -1,0 +1,199 @@
+"""Message contracts: parse, validate and build every message of DESIGN.md.
+
+The JSON Schema files in ``gridalarm/schemas`` are the contract; this module compiles them
+(fastjsonschema turns a schema into plain Python, fast enough for the worker's hot path) and
+adds the checks a schema cannot express (time bounds). Producers and the worker both use it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import fastjsonschema
+import orjson
+
+from gridalarm.timeutil import format_time, parse_time
+
+VERSION = 1
+SCHEMA_NAMES = ("event", "window", "score", "alert", "deadletter")
+# The earliest event time accepted: HTCondor is younger than this, and a ms/s or 0 mix-up
+# lands before it.
+MIN_EVENT_TIME = 631_152_000.0  # 1990-01-01T00:00:00Z
+
+
+class InvalidMessage(ValueError):
+    """A message that cannot be used. ``reason`` is one of the dead-letter reasons."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@cache
+def schema(name: str) -> dict[str, Any]:
+    """The JSON Schema of message ``name`` as a dict."""
+    if name not in SCHEMA_NAMES:
+        raise KeyError(f"no schema {name!r}; known: {', '.join(SCHEMA_NAMES)}")
+    text = resources.files("gridalarm.schemas").joinpath(f"{name}.json").read_text("utf-8")
+    return json.loads(text)
+
+
+@cache
+def validator(name: str):  # -> Callable[[Any], Any]
+    """A compiled validator for message ``name``; raises ``fastjsonschema.JsonSchemaException``."""
+    return fastjsonschema.compile(schema(name), formats={"date-time": _is_rfc3339})
+
+
+def _is_rfc3339(value: str) -> bool:
+    try:
+        parse_time(value)
+    except ValueError:
+        return False
+    return "T" in value or " " in value
+
+
+def validate(name: str, message: dict[str, Any]) -> None:
+    """Raise :class:`InvalidMessage` (reason ``schema``) unless ``message`` fits schema ``name``."""
+    try:
+        validator(name)(message)
+    except fastjsonschema.JsonSchemaException as err:
+        raise InvalidMessage("schema", _schema_detail(err)) from None
+
+
+def _schema_detail(err: fastjsonschema.JsonSchemaException) -> str:
+    text = str(err.message).replace("data.", "", 1).replace("data ", "message ", 1)
+    if getattr(err, "rule", None) == "anyOf":
+        # "cannot be validated by any definition" says nothing to an operator: name the forms.
+        text += " (an event needs stream+type, a gauge stream+metrics, a heartbeat heartbeat+source)"
+    return text[:300]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A counter event (``kind`` = event type, ``n``) or a gauge sample (``metrics``)."""
+
+    ts: float
+    stream: str
+    kind: str | None = None
+    n: int = 1
+    metrics: dict[str, float] | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Producer heartbeat: carries no data, advances its partition's watermark to ``ts``."""
+
+    ts: float
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimeBounds:
+    """Event times outside [MIN_EVENT_TIME, now + max_future] are rejected."""
+
+    max_future: float = 86_400.0
+    clock: Any = field(default=time.time, compare=False)
+
+
+def parse_event(
+    raw: bytes | None, bounds: TimeBounds, max_bytes: int = 1_000_000
+) -> Event | Heartbeat:
+    """Parse one value from the events topic, or raise :class:`InvalidMessage`."""
+    if raw is None:
+        raise InvalidMessage("bad_json", "empty message (tombstone)")
+    if len(raw) > max_bytes:
+        raise InvalidMessage("too_large", f"{len(raw)} bytes > limit {max_bytes}")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        raise InvalidMessage("bad_json", str(err)[:200]) from None
+    if not isinstance(data, dict):
+        raise InvalidMessage("schema", f"expected a JSON object, got {type(data).__name__}")
+    validate("event", data)
+    try:
+        ts = parse_time(data["ts"])
+    except (ValueError, OverflowError) as err:
+        raise InvalidMessage("bad_time", str(err)[:200]) from None
+    if ts != ts or ts < MIN_EVENT_TIME:  # NaN, or before 1990 (the epoch and earlier too)
+        raise InvalidMessage("too_old", f"ts {data['ts']!r} is before 1990-01-01")
+    if ts > bounds.clock() + bounds.max_future:
+        raise InvalidMessage(
+            "future", f"ts {data['ts']!r} is more than {bounds.max_future:g}s ahead of now"
+        )
+    if data.get("heartbeat"):
+        return Heartbeat(ts=ts, source=data["source"])
+    metrics = data.get("metrics")
+    return Event(
+        ts=ts,
+        stream=data["stream"],
+        kind=data.get("type"),
+        n=data.get("n", 1),
+        metrics={k: float(v) for k, v in metrics.items()} if metrics else None,
+        source=data.get("source", ""),
+    )
+
+
+def event_message(
+    ts: float, stream: str, kind: str, n: int = 1, source: str = "", **attrs: Any
+) -> dict[str, Any]:
+    """A counter event as it goes on the wire."""
+    message: dict[str, Any] = {"v": VERSION, "ts": format_time(ts), "stream": stream, "type": kind}
+    if n != 1:
+        message["n"] = n
+    if source:
+        message["source"] = source
+    if attrs:
+        message["attrs"] = attrs
+    return message
+
+
+def heartbeat_message(ts: float, source: str) -> dict[str, Any]:
+    """A heartbeat as it goes on the wire."""
+    return {"v": VERSION, "ts": format_time(ts), "heartbeat": True, "source": source}
+
+
+def alert_id(stream: str, since: float, model: str) -> str:
+    """Deterministic id of one incident: the same stream, start and model give the same id."""
+    digest = hashlib.sha256(f"{stream}\x00{format_time(since)}\x00{model}".encode())
+    return digest.hexdigest()[:24]
+
+
+def deadletter_message(
+    raw: bytes | None,
+    reason: str,
+    detail: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    stream: str | None = None,
+) -> dict[str, Any]:
+    """A dead letter keeps the whole raw value (base64) with where it came from and why."""
+    value = raw or b""
+    message: dict[str, Any] = {
+        "v": VERSION,
+        "reason": reason,
+        "detail": detail,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "raw": base64.b64encode(value).decode("ascii"),
+        "raw_bytes": len(value),
+        "at": format_time(time.time()),
+    }
+    if stream is not None:
+        message["stream"] = stream
+    return message
+
+
+def dumps(message: dict[str, Any]) -> bytes:
+    """Serialise a message for Kafka."""
+    return orjson.dumps(message)
