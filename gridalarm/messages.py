@@ -72,7 +72,7 @@ def _schema_detail(err: fastjsonschema.JsonSchemaException) -> str:
     text = str(err.message).replace("data.", "", 1).replace("data ", "message ", 1)
     if getattr(err, "rule", None) == "anyOf":
         # "cannot be validated by any definition" says nothing to an operator: name the forms.
-        text += " (an event needs stream+type, a gauge stream+metrics, a heartbeat heartbeat+source)"
+        text += " (event: stream+type; gauge: stream+metrics; heartbeat: heartbeat+source)"
     return text[:300]
 
 

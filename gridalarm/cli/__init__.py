@@ -1,4 +1,4 @@
-"""The ``gridalarm`` command: the composition root that wires settings, producers, worker and models.
+"""The ``gridalarm`` command, the composition root: wires settings, producers, worker, models.
 
 Each command group lives in its own module and registers itself on :data:`app`. Errors an
 operator can mend (bad settings, bad arguments, an unreachable broker) print one line on stderr
