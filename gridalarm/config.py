@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -73,9 +74,11 @@ class Settings(BaseSettings):
     )
     max_future: float = Field(default=86_400.0, description="reject events this far ahead")
     max_message_bytes: int = Field(default=1_000_000, ge=1024)
-    features: tuple[str, ...] = DEFAULT_FEATURES
+    # NoDecode: a comma list in GRIDALARM_FEATURES is split below, not parsed as JSON.
+    features: Annotated[tuple[str, ...], NoDecode] = DEFAULT_FEATURES
     detector: str = Field(default="baseline", description="detector name from the registry")
     threshold: float = Field(default=50.0, ge=0, le=100, description="score that is anomalous")
+    open_after: int = Field(default=2, ge=1, description="anomalous windows that open an alert")
     resolve_after: int = Field(default=2, ge=1, description="normal windows that end an alert")
     min_history: int = Field(default=12, ge=1, description="windows before a stream is scored")
     history: int = Field(default=168, ge=4, description="windows the baseline remembers")
@@ -106,7 +109,12 @@ class Settings(BaseSettings):
     @classmethod
     def _feature_list(cls, value: Any) -> Any:
         if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            value = [part.strip() for part in text.split(",") if part.strip()]
         return value
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ adds the checks a schema cannot express (time bounds). Producers and the worker 
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import json
 import time
@@ -49,7 +50,8 @@ def schema(name: str) -> dict[str, Any]:
 @cache
 def validator(name: str):  # -> Callable[[Any], Any]
     """A compiled validator for message ``name``; raises ``fastjsonschema.JsonSchemaException``."""
-    return fastjsonschema.compile(schema(name), formats={"date-time": _is_rfc3339})
+    # fastjsonschema rewrites $refs in the dict it compiles: give it a copy of the cached one.
+    return fastjsonschema.compile(copy.deepcopy(schema(name)), formats={"date-time": _is_rfc3339})
 
 
 def _is_rfc3339(value: str) -> bool:
@@ -136,7 +138,7 @@ def parse_event(
         ts=ts,
         stream=data["stream"],
         kind=data.get("type"),
-        n=data.get("n", 1),
+        n=int(data.get("n", 1)),
         metrics={k: float(v) for k, v in metrics.items()} if metrics else None,
         source=data.get("source", ""),
     )

@@ -12,6 +12,8 @@ import sys
 import typer
 
 from gridalarm.config import ConfigError
+from gridalarm.localkafka import LocalKafkaError
+from gridalarm.topics import KafkaSetupError
 
 app = typer.Typer(
     name="gridalarm",
@@ -45,7 +47,7 @@ def main() -> None:
     _register()
     try:
         app(standalone_mode=True)
-    except (ConfigError, CliError) as err:
+    except (ConfigError, CliError, LocalKafkaError, KafkaSetupError) as err:
         typer.echo(f"gridalarm: {err}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -1,9 +1,106 @@
-"""`gridalarm kafka`: not yet wired."""
+"""`gridalarm kafka start|stop|status`: a local single-node Apache Kafka for development.
+
+The broker runs detached from Maven Central jars (see :mod:`gridalarm.localkafka`); its data,
+pid file and log live under ``<state dir>/kafka/``. Point other commands at it with nothing
+(127.0.0.1:9092 is the default) or ``GRIDALARM_KAFKA=<printed address>`` for other ports.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+
+from gridalarm.cli import CliError
+
+if TYPE_CHECKING:
+    from gridalarm.localkafka import LocalKafka
+
+kafka_app = typer.Typer(
+    name="kafka",
+    help="Run a local single-node Apache Kafka broker (KRaft) from Maven Central jars.",
+    no_args_is_help=True,
+)
+
+StateDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        help="state folder (default: GRIDALARM_STATE_DIR or .state); the broker uses <it>/kafka",
+    ),
+]
+Port = Annotated[int, typer.Option("--port", min=1, max=65535, help="broker (client) port")]
+ControllerPort = Annotated[
+    int, typer.Option("--controller-port", min=1, max=65535, help="KRaft controller port")
+]
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the CLI."""
+    """Add the ``kafka`` command group to the CLI."""
+    app.add_typer(kafka_app)
+
+
+def _broker(state_dir: Path | None, port: int, controller_port: int) -> LocalKafka:
+    # Imported here so `gridalarm --help` does not pay for them.
+    from gridalarm.config import load_settings
+    from gridalarm.localkafka import LocalKafka, LocalKafkaConfig
+
+    if port == controller_port:
+        raise CliError(f"--port and --controller-port are both {port}; give them different ports")
+    if state_dir is None:
+        state_dir = load_settings().state_dir
+    return LocalKafka(
+        LocalKafkaConfig(state_dir=state_dir, port=port, controller_port=controller_port)
+    )
+
+
+@kafka_app.command()
+def start(
+    state_dir: StateDir = None,
+    port: Port = 9092,
+    controller_port: ControllerPort = 9093,
+) -> None:
+    """Start the broker (if it is not running) and print its bootstrap address."""
+    from gridalarm.localkafka import LocalKafkaError
+
+    broker = _broker(state_dir, port, controller_port)
+    try:
+        started = broker.start()
+    except LocalKafkaError as err:
+        raise CliError(str(err)) from None
+    status = broker.status()
+    verb = "started" if started else "already running"
+    typer.echo(f"{verb} (pid {status.pid}); log: {status.log}", err=True)
+    # The address alone on stdout, so `export GRIDALARM_KAFKA=$(gridalarm kafka start)` works.
+    typer.echo(broker.bootstrap)
+
+
+@kafka_app.command()
+def stop(
+    state_dir: StateDir = None,
+    port: Port = 9092,
+    controller_port: ControllerPort = 9093,
+) -> None:
+    """Stop the broker: SIGTERM, then SIGKILL if it has not exited after 30 s."""
+    from gridalarm.localkafka import LocalKafkaError
+
+    broker = _broker(state_dir, port, controller_port)
+    try:
+        stopped = broker.stop()
+    except LocalKafkaError as err:
+        raise CliError(str(err)) from None
+    typer.echo("stopped" if stopped else "not running")
+
+
+@kafka_app.command()
+def status(
+    state_dir: StateDir = None,
+    port: Port = 9092,
+    controller_port: ControllerPort = 9093,
+) -> None:
+    """Say whether the broker runs; exit status 0 if it answers, 1 if not."""
+    current = _broker(state_dir, port, controller_port).status()
+    typer.echo(str(current))
+    if not current.running:
+        raise typer.Exit(code=1)

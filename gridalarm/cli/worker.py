@@ -1,9 +1,67 @@
-"""`gridalarm worker`: not yet wired."""
+"""`gridalarm worker`: run the Faust worker that windows, scores and alerts."""
 
 from __future__ import annotations
 
+import logging
+from typing import Annotated
+
 import typer
+
+from gridalarm.cli import CliError
+from gridalarm.config import load_settings
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the CLI."""
+    """Add ``worker`` to the CLI."""
+    app.command("worker")(worker)
+
+
+def worker(
+    window: Annotated[str | None, typer.Option(help="window size, e.g. 1h, 5m, 60s")] = None,
+    lateness: Annotated[str | None, typer.Option(help="allowed lateness, e.g. 30s")] = None,
+    live: Annotated[
+        bool, typer.Option("--live", help="advance idle partitions with the wall clock")
+    ] = False,
+    idle_timeout: Annotated[
+        str | None, typer.Option(help="live mode: idle time before a wall-clock step")
+    ] = None,
+    detector: Annotated[str | None, typer.Option(help="detector name")] = None,
+    worker_id: Annotated[str | None, typer.Option(help="Faust app id (consumer group)")] = None,
+    web: Annotated[bool, typer.Option("--web", help="enable Faust's web server")] = False,
+    loglevel: Annotated[str, typer.Option(help="debug, info, warning or error")] = "warning",
+) -> None:
+    """Consume the events topic; publish windows, scores, alerts and dead letters."""
+    from gridalarm.models.registry import detector_names
+    from gridalarm.topics import ensure_topics, resolve_bootstrap, wait_for_broker
+
+    if live and idle_timeout is None:
+        idle_timeout = "10s"
+    settings = load_settings(
+        window=window,
+        lateness=lateness,
+        idle_timeout=idle_timeout,
+        detector=detector,
+        worker_id=worker_id,
+    )
+    if settings.detector not in detector_names():
+        raise CliError(
+            f"setting 'detector' ({settings.detector!r}) is unknown; "
+            f"use one of: {', '.join(detector_names())}"
+        )
+    if loglevel.lower() not in {"debug", "info", "warning", "error"}:
+        raise CliError(f"--loglevel {loglevel!r}: use debug, info, warning or error")
+    bootstrap = resolve_bootstrap(settings)
+    wait_for_broker(bootstrap, timeout=10.0)
+    ensure_topics(settings, bootstrap)
+    run_worker(settings, bootstrap, web=web, loglevel=loglevel)
+
+
+def run_worker(settings, bootstrap: str, web: bool = False, loglevel: str = "warning") -> None:
+    """Build and run the worker in this process until it is stopped (SIGTERM/SIGINT)."""
+    import faust
+
+    from gridalarm.stream.app import WorkerOptions, build_worker
+
+    logging.getLogger("gridalarm").setLevel(loglevel.upper())
+    app = build_worker(settings, WorkerOptions(bootstrap=bootstrap, web_enabled=web))
+    faust.Worker(app, loglevel=loglevel.upper(), quiet=True).execute_from_commandline()

@@ -1,0 +1,67 @@
+# gridalarm: build the environment, lint, test, run the demo.
+#
+# Needs Python >= 3.11. The integration tests and the demo need a Kafka broker: GRIDALARM_KAFKA,
+# else a Docker engine (testcontainers), else Java 17+ and Maven for the local broker.
+
+PYTHON ?= python3.11
+# Fall back to python3 where there is no python3.11 binary (its version is checked below).
+ifeq ($(shell command -v $(PYTHON) 2>/dev/null),)
+PYTHON := python3
+endif
+
+VENV  := .venv
+BIN   := $(VENV)/bin
+# Touched after a successful install: pip runs again only when pyproject.toml is newer.
+STAMP := $(VENV)/.installed
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install lint test demo bench kafka-start kafka-stop clean
+
+install: $(STAMP)
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "make: gridalarm needs Python >= 3.11; '$(PYTHON)' is missing or older (run make PYTHON=/path/to/python3.11)" >&2; \
+	  exit 1; }
+	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	  echo "make: '$(PYTHON) -m venv' failed; on Debian/Ubuntu install the python3.11-venv package" >&2; \
+	  exit 1; }
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -e '.[test]'
+	@touch $@
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# pytest exits 5 when it collects no tests; make fails on it like on any non-zero status, and
+# says why, so that a broken test layout can never pass CI as "nothing failed".
+test: install lint
+	@$(BIN)/pytest -q -ra; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make: pytest collected no tests" >&2; fi; \
+	exit $$status
+
+demo: install
+	$(BIN)/gridalarm demo
+
+bench: install
+	$(BIN)/python -m benchmarks.run
+
+kafka-start: install
+	$(BIN)/gridalarm kafka start
+
+kafka-stop:
+	@if [ -x $(BIN)/gridalarm ]; then $(BIN)/gridalarm kafka stop; else echo "not running"; fi
+
+# Stop every broker whose data lives under .state (the dev one, the tests' one) before deleting
+# it: a broker whose files vanish keeps its ports and would block the next start.
+clean:
+	@if [ -x $(BIN)/gridalarm ]; then \
+	  for dir in .state .state/*; do \
+	    if [ -f "$$dir/kafka/kafka.pid" ]; then $(BIN)/gridalarm kafka stop --state-dir "$$dir"; fi; \
+	  done; \
+	fi
+	rm -rf .state

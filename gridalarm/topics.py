@@ -1,0 +1,163 @@
+"""The project's Kafka topics: where the broker is, waiting for it, and creating the topics.
+
+Producers, the worker, the CLI and the tests all call :func:`ensure_topics` before they use a
+topic, because the local broker runs with ``auto.create.topics.enable=false``: topics must get
+their partition count (the unit of scale-out) and size limits from here, not from broker
+defaults. Errors an operator can mend raise :class:`KafkaSetupError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import kafka.errors as kafka_errors
+from kafka.admin import KafkaAdminClient
+
+from gridalarm.config import Settings
+from gridalarm.localkafka import LocalKafkaConfig
+
+TOPIC_KINDS: tuple[str, ...] = ("events", "windows", "scores", "alerts", "deadletter")
+
+# Per-kind topic configs; kinds not listed take the broker's defaults.
+TOPIC_CONFIGS: dict[str, dict[str, str]] = {
+    # A malformed 5 MB message must still reach the worker, so it can be dead-lettered with a
+    # reason instead of being refused at the producer and lost.
+    "events": {"max.message.bytes": "8388608"},
+    # A dead letter carries the raw bytes base64-encoded (4/3 larger) plus provenance.
+    "deadletter": {"max.message.bytes": "16777216"},
+}
+
+LOCAL_BOOTSTRAP = LocalKafkaConfig().bootstrap
+
+_ADMIN_CLIENT_ID = "gridalarm-admin"
+
+
+class KafkaSetupError(RuntimeError):
+    """Topics could not be set up; the message is one line meant for an operator."""
+
+
+class BrokerUnavailableError(KafkaSetupError):
+    """No broker answers at the configured address."""
+
+
+def resolve_bootstrap(settings: Settings) -> str:
+    """The broker address: ``settings.kafka`` (GRIDALARM_KAFKA), else the local broker's."""
+    return settings.kafka or LOCAL_BOOTSTRAP
+
+
+def wait_for_broker(bootstrap: str, timeout: float = 30.0) -> None:
+    """Return once a broker at ``bootstrap`` answers a metadata request, or raise after timeout."""
+    admin = _connect(bootstrap, timeout)
+    try:
+        admin.list_topics()
+    except kafka_errors.KafkaError:
+        raise BrokerUnavailableError(_unreachable(bootstrap)) from None
+    finally:
+        admin.close()
+
+
+def topic_specs(settings: Settings) -> dict[str, dict[str, object]]:
+    """Name → kafka-python ``create_topics`` spec for every topic the project uses."""
+    return {
+        settings.topic(kind): {
+            "num_partitions": settings.partitions,
+            "replication_factor": settings.replication,
+            "configs": dict(TOPIC_CONFIGS.get(kind, {})),
+        }
+        for kind in TOPIC_KINDS
+    }
+
+
+def ensure_topics(settings: Settings, bootstrap: str | None = None, timeout: float = 30.0) -> None:
+    """Create the missing ``<prefix>.{events,windows,scores,alerts,deadletter}`` topics.
+
+    Existing topics are left exactly as they are (their partition counts and configs are the
+    operator's business once created). Another process creating the same topics at the same
+    moment is fine: "already exists" counts as success.
+    """
+    bootstrap = bootstrap or resolve_bootstrap(settings)
+    admin = _connect(bootstrap, timeout)
+    try:
+        specs = topic_specs(settings)
+        existing = set(admin.list_topics())
+        missing = {name: spec for name, spec in specs.items() if name not in existing}
+        if not missing:
+            return
+        result = admin.create_topics(missing, timeout_ms=int(timeout * 1000), raise_errors=False)
+        for topic in result["topics"]:
+            error = kafka_errors.for_code(topic["error_code"])
+            if error in (kafka_errors.NoError, kafka_errors.TopicAlreadyExistsError):
+                continue
+            detail = " ".join((topic.get("error_message") or error.__name__).split())
+            raise KafkaSetupError(
+                f"cannot create topic {topic['name']!r} at {bootstrap}: {detail}{_hint(error)}"
+            )
+        # CreateTopics returns before every partition has a leader; a producer or consumer
+        # starting right away would otherwise see UnknownTopicOrPartition for a moment.
+        admin.wait_for_topics(list(missing), timeout_ms=int(timeout * 1000))
+    except kafka_errors.KafkaTimeoutError:
+        raise KafkaSetupError(
+            f"topics with prefix {settings.topic_prefix!r} not ready at {bootstrap} "
+            f"within {timeout:.0f}s"
+        ) from None
+    except kafka_errors.KafkaError as err:
+        raise KafkaSetupError(f"cannot create topics at {bootstrap}: {err}") from None
+    finally:
+        admin.close()
+
+
+def _connect(bootstrap: str, timeout: float) -> KafkaAdminClient:
+    """An admin client bootstrapped from ``bootstrap``, waiting up to ``timeout`` for a broker."""
+    deadline = time.monotonic() + timeout
+    addresses = _parse_bootstrap(bootstrap)
+    # Probe with plain TCP first: kafka-python's admin client leaks an I/O thread per failed
+    # bootstrap, so it is built once, when something is listening.
+    while not any(_tcp_open(host, port) for host, port in addresses):
+        if time.monotonic() >= deadline:
+            raise BrokerUnavailableError(_unreachable(bootstrap))
+        time.sleep(0.25)
+    try:
+        return KafkaAdminClient(
+            bootstrap_servers=[item.strip() for item in bootstrap.split(",")],
+            client_id=_ADMIN_CLIENT_ID,
+            bootstrap_timeout_ms=int(max(deadline - time.monotonic(), 1.0) * 1000),
+        )
+    except (kafka_errors.KafkaError, OSError):
+        raise BrokerUnavailableError(_unreachable(bootstrap)) from None
+
+
+def _unreachable(bootstrap: str) -> str:
+    return (
+        f"no Kafka broker answers at {bootstrap}; start one with `gridalarm kafka start` "
+        "or set GRIDALARM_KAFKA"
+    )
+
+
+def _hint(error: type[Exception]) -> str:
+    if error is kafka_errors.InvalidReplicationFactorError:
+        return "; lower GRIDALARM_REPLICATION to at most the number of brokers"
+    if error is kafka_errors.InvalidPartitionsError:
+        return "; check GRIDALARM_PARTITIONS"
+    return ""
+
+
+def _parse_bootstrap(bootstrap: str) -> list[tuple[str, int]]:
+    """``host:port[,host:port]`` (``[v6]:port`` too) → pairs; a bad address is a setup error."""
+    addresses = []
+    for item in bootstrap.split(","):
+        host, sep, port = item.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise KafkaSetupError(
+                f"Kafka address {bootstrap!r} is not host:port[,host:port] (GRIDALARM_KAFKA)"
+            )
+        addresses.append((host.strip("[]"), int(port)))
+    return addresses
+
+
+def _tcp_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,45 @@
+"""The detector interface every model implements.
+
+A detector scores the windows that just closed, for a batch of streams at once, from each
+stream's saved state, and returns new state: it never sees Kafka or Faust, and the same object
+serves the live worker and the offline evaluator. States are JSON-ready values (lists, dicts,
+numbers), so the worker can keep them in a Faust table and a restart resumes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorOutput:
+    """One batched step: row i belongs to stream i of the input."""
+
+    raw: np.ndarray  # (n,) anomaly evidence >= 0, before any threshold; 0 while warming up
+    expected: np.ndarray  # (n, F) what the detector expected to observe
+    share: np.ndarray  # (n, F) each feature's share of the evidence; rows sum to 1 or 0
+    states: list[Any]  # new per-stream states, JSON-ready
+    ready: np.ndarray  # (n,) bool: False while a stream is still warming up (cold start)
+
+
+class Detector(Protocol):
+    """Scores a batch of feature vectors from per-stream states."""
+
+    name: str
+    version: str
+
+    def step(self, x: np.ndarray, states: Sequence[Any]) -> DetectorOutput:
+        """``x`` is (n, F) observed window values; ``states[i]`` is stream i's state or None."""
+        ...
+
+
+class Threshold(Protocol):
+    """Turns raw evidence into a 0..100 score; may keep per-stream state of its own."""
+
+    def apply(self, raw: np.ndarray, states: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
+        """Return (scores in 0..100, new states)."""
+        ...

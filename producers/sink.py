@@ -1,0 +1,366 @@
+"""The Kafka side of every producer: batched, idempotent sends to ``<prefix>.events`` + heartbeats.
+
+Every producer (file replay, simulator, Elasticsearch and EventLog probes) writes through one
+:class:`EventSink`. It keys each event by its stream id, so that Kafka's default murmur2
+partitioner puts every message of a stream on one partition (the worker keeps a stream's windows
+and model state in the partition's task). Heartbeats carry no data: they go to every partition and
+advance that partition's watermark, so windows close even on partitions no stream wrote to.
+
+Throughput: ``AIOKafkaProducer.send()`` costs ~20 µs of Python per message (a future, a partition
+lookup through pure-Python murmur2, the accumulator), which caps a replay near 50,000 messages/s
+on a small machine. The sink instead fills one :class:`~aiokafka.producer.BatchBuilder` per
+partition (C code, ~1 µs per record), caches the murmur2 partition per key, and hands whole
+batches to ``send_batch``; delivery futures are per batch and awaited in chunks. Ordering per
+partition is kept: batches of a partition are submitted one at a time in the order they were
+filled, and the idempotent producer keeps them in order on the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
+
+from gridalarm.config import Settings
+from gridalarm.messages import dumps, heartbeat_message
+from gridalarm.timeutil import parse_time
+
+MiB = 1024 * 1024
+# Batch header (61 bytes) and record framing around key and value: a generous bound, so that a
+# message that passes the check also fits the events topic's max.message.bytes (8 MiB).
+_RECORD_OVERHEAD = 128
+# Streams are few (hundreds to thousands); the bound only stops a key-per-message file from
+# growing the partition cache without limit.
+_PARTITION_CACHE_MAX = 100_000
+
+Clock = Callable[[], float | None]
+
+
+class SinkError(RuntimeError):
+    """The broker did not take the messages; the message is one line for an operator."""
+
+
+class MessageTooLarge(SinkError):
+    """One message is larger than the producer's maximum request size."""
+
+
+@dataclass(frozen=True, slots=True)
+class SinkConfig:
+    """How a producer talks to Kafka.
+
+    ``heartbeat_interval`` (seconds; None or 0 turns periodic heartbeats off) and ``linger``
+    (seconds a partly filled batch may wait before it is sent) are wall-clock times.
+    ``max_request_size`` bounds one message; it is 8 MiB so that a 5 MB message reaches the
+    worker (which dead-letters it as too large) instead of failing the producer. The events
+    topic's ``max.message.bytes`` must allow it too.
+    """
+
+    bootstrap: str
+    topic: str
+    source: str
+    heartbeat_interval: float | None = 1.0
+    linger: float = 0.05
+    max_request_size: int = 8 * MiB
+    batch_size: int = 512 * 1024
+    # Batches whose delivery is not yet confirmed before the sink waits for the oldest one.
+    max_pending_batches: int = 64
+    request_timeout: float = 40.0
+
+    def __post_init__(self) -> None:
+        if self.max_request_size < self.batch_size:
+            raise ValueError("max_request_size must be >= batch_size")
+        if self.linger <= 0:
+            raise ValueError("linger must be > 0")
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, bootstrap: str, source: str, **overrides: Any
+    ) -> SinkConfig:
+        """The sink of the configured events topic."""
+        return cls(bootstrap=bootstrap, topic=settings.topic("events"), source=source, **overrides)
+
+
+@dataclass(slots=True)
+class SinkStats:
+    """What a sink has queued (all of it delivered once :meth:`EventSink.flush` returned)."""
+
+    messages: int = 0
+    heartbeats: int = 0  # heartbeat messages: one per partition per heartbeat
+    bytes: int = 0
+    max_ts: float | None = None  # the latest event time sent
+    last_heartbeat_ts: float | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def seconds(self) -> float:
+        """Wall-clock seconds since the sink started."""
+        return time.monotonic() - self.started
+
+    @property
+    def rate(self) -> float:
+        """Messages (events and pass-through, not heartbeats) per wall-clock second."""
+        return self.messages / max(self.seconds, 1e-9)
+
+
+class EventSink:
+    """Async context manager that sends producer messages to the events topic.
+
+    ``clock`` (optional, may be set later) says how far event time has safely advanced, for
+    the periodic heartbeats: a paced replay or a live simulator knows that nothing earlier
+    than its current time is still to come. It may return None; without it (or when it
+    returns None) heartbeats carry the latest event time sent so far.
+    """
+
+    def __init__(self, config: SinkConfig, clock: Clock | None = None) -> None:
+        self.config = config
+        self.stats = SinkStats()
+        self.clock = clock
+        self._producer: AIOKafkaProducer | None = None
+        self._partitions: tuple[int, ...] = ()
+        self._partition_of: dict[bytes, int] = {}
+        self._partitioner = DefaultPartitioner()
+        self._builders: dict[int, BatchBuilder] = {}
+        self._pending: deque[tuple[int, asyncio.Future[Any]]] = deque()
+        # Submitting is serialised so that a partition's batches reach the accumulator in the
+        # order they were filled (asyncio.Lock wakes waiters first-in, first-out).
+        self._submit_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        # Background tasks are asked to stop, never cancelled: a task cancelled inside
+        # send_batch would drop the batch it had taken.
+        self._closing = asyncio.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: object, tb: object
+    ) -> None:
+        # Stopped (Ctrl-C, SIGTERM): still deliver what was queued. Failed: just close, so
+        # that a flush failure cannot hide the original error.
+        stopped = exc_type is not None and issubclass(
+            exc_type, asyncio.CancelledError | KeyboardInterrupt
+        )
+        await self.close(flush=exc_type is None or stopped)
+
+    async def start(self) -> None:
+        """Connect, learn the partitions of the events topic, start the background tasks."""
+        cfg = self.config
+        producer = AIOKafkaProducer(
+            bootstrap_servers=cfg.bootstrap,
+            client_id=f"gridalarm-{cfg.source}"[:200],
+            enable_idempotence=True,
+            acks="all",
+            max_batch_size=cfg.batch_size,
+            max_request_size=cfg.max_request_size,
+            linger_ms=int(cfg.linger * 1000),
+            request_timeout_ms=int(cfg.request_timeout * 1000),
+        )
+        try:
+            await producer.start()
+            partitions = await producer.partitions_for(cfg.topic)
+        except KafkaError as err:
+            await producer.stop()
+            raise SinkError(f"cannot produce to {cfg.topic} at {cfg.bootstrap}: {err}") from None
+        if not partitions:
+            await producer.stop()
+            raise SinkError(f"topic {cfg.topic} has no partitions at {cfg.bootstrap}")
+        self._producer = producer
+        self._partitions = tuple(sorted(partitions))
+        self.stats = SinkStats()
+        self._closing.clear()
+        self._tasks = [asyncio.create_task(self._linger_loop(), name="sink-linger")]
+        if cfg.heartbeat_interval:
+            self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="sink-heartbeat"))
+
+    async def close(self, flush: bool = True) -> None:
+        """Stop the background tasks, deliver everything queued (if ``flush``), disconnect."""
+        failure = await self._stop_tasks()
+        if self._producer is None:
+            return
+        try:
+            if flush and failure is None:
+                await self.flush()
+        finally:
+            producer, self._producer = self._producer, None
+            await producer.stop()
+        if failure is not None:
+            raise failure
+
+    async def _stop_tasks(self) -> BaseException | None:
+        """Stop the background tasks; return the error one of them died of, if any."""
+        self._closing.set()
+        results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                return result
+        return None
+
+    def _check_tasks(self) -> None:
+        """Raise the error a background task died of, so the caller stops early."""
+        for task in self._tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    @property
+    def partitions(self) -> tuple[int, ...]:
+        """Partition numbers of the events topic, as the producer's metadata had them at start."""
+        return self._partitions
+
+    # -- sending ---------------------------------------------------------------------------
+
+    async def send(self, message: dict[str, Any], ts: float | None = None) -> None:
+        """Queue one wire message, keyed by its ``stream``; ``ts`` defaults to its ``ts``."""
+        if ts is None:
+            ts = _event_time(message.get("ts"))
+        stream = message.get("stream")
+        key = stream.encode() if isinstance(stream, str) else None
+        await self.send_raw(dumps(message), key, ts)
+
+    async def send_raw(
+        self, value: bytes, key: bytes | None = None, ts: float | None = None
+    ) -> None:
+        """Queue bytes as they are (pass-through). Without a key the partition is random.
+
+        ``ts`` is the message's event time if the caller knows it; it only feeds the heartbeats.
+        Raises :class:`MessageTooLarge` for a message over ``max_request_size`` (nothing is sent).
+        """
+        size = len(value) + (len(key) if key else 0) + _RECORD_OVERHEAD
+        if size > self.config.max_request_size:
+            raise MessageTooLarge(
+                f"message of {len(value)} bytes exceeds the producer's max request size "
+                f"({self.config.max_request_size} bytes)"
+            )
+        await self._append(self._partition(key), key, value)
+        stats = self.stats
+        stats.messages += 1
+        stats.bytes += len(value)
+        if ts is not None and (stats.max_ts is None or ts > stats.max_ts):
+            stats.max_ts = ts
+
+    async def heartbeat(self, ts: float) -> None:
+        """Queue a heartbeat at event time ``ts`` to every partition of the events topic."""
+        value = dumps(heartbeat_message(ts, self.config.source))
+        for partition in self._partitions:
+            await self._append(partition, None, value)
+        self.stats.heartbeats += len(self._partitions)
+        self.stats.last_heartbeat_ts = ts
+
+    async def flush(self) -> None:
+        """Send every partly filled batch and wait until the broker has acknowledged all."""
+        self._check_tasks()
+        for partition in list(self._builders):
+            await self._submit(partition)
+        await self._reap(wait_all=True)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _partition(self, key: bytes | None) -> int:
+        if key is None:
+            return self._partitioner(None, self._partitions, self._partitions)
+        partition = self._partition_of.get(key)
+        if partition is None:
+            if len(self._partition_of) >= _PARTITION_CACHE_MAX:
+                self._partition_of.clear()
+            # The same murmur2 partitioner as the Java client and AIOKafkaProducer.send().
+            partition = self._partitioner(key, self._partitions, self._partitions)
+            self._partition_of[key] = partition
+        return partition
+
+    async def _append(self, partition: int, key: bytes | None, value: bytes) -> None:
+        producer = self._producer
+        if producer is None:
+            raise SinkError("the sink is not started (use it as 'async with EventSink(...)')")
+        while True:
+            # The current builder of the partition: another task may have sent the one this
+            # coroutine saw full and started a new one while it waited.
+            builder = self._builders.get(partition)
+            if builder is None:
+                builder = self._builders[partition] = producer.create_batch()
+            # timestamp None: the broker-side record time is the wall clock. Event times from
+            # a replayed year would make time-based retention delete the segments at once.
+            if builder.append(timestamp=None, key=key, value=value) is not None:
+                return
+            # Full: send it and try again (an empty builder takes one record of any size).
+            await self._submit(partition)
+
+    async def _submit(self, partition: int, reap: bool = True) -> None:
+        """Queue the partition's current builder for sending."""
+        async with self._submit_lock:
+            # Taken under the lock, so the batches of a partition queue in the order they
+            # were filled, and records keep joining the builder while it waits its turn.
+            builder = self._builders.pop(partition, None)
+            if builder is None or self._producer is None:
+                return
+            builder.close()  # no record may join a batch once it is queued
+            future = await self._producer.send_batch(
+                builder, self.config.topic, partition=partition
+            )
+            self._pending.append((partition, future))
+        if reap:
+            await self._reap()
+
+    async def _reap(self, wait_all: bool = False) -> None:
+        """Collect delivery results, oldest first; wait only when too many are outstanding."""
+        self._check_tasks()
+        pending = self._pending
+        while pending and (
+            wait_all or len(pending) > self.config.max_pending_batches or pending[0][1].done()
+        ):
+            partition, future = pending.popleft()
+            try:
+                await future
+            except KafkaError as err:
+                raise SinkError(
+                    f"delivery to {self.config.topic}[{partition}] failed: "
+                    f"{type(err).__name__}: {err}"
+                ) from None
+
+    async def _linger_loop(self) -> None:
+        # Full batches go out as soon as they fill; this sends the partly filled ones, so a slow
+        # producer (live mode) is not held back behind a batch that never fills.
+        while await self._pause(self.config.linger):
+            for partition in list(self._builders):
+                await self._submit(partition, reap=False)
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep ``seconds``; False (at once) when the sink is closing."""
+        try:
+            await asyncio.wait_for(self._closing.wait(), seconds)
+        except TimeoutError:
+            return True
+        return False
+
+    async def _heartbeat_loop(self) -> None:
+        interval = float(self.config.heartbeat_interval or 1.0)
+        while await self._pause(interval):
+            ts = self.clock() if self.clock is not None else None
+            if ts is None:
+                ts = self.stats.max_ts
+            last = self.stats.last_heartbeat_ts
+            # Only an advancing heartbeat tells the worker anything.
+            if ts is not None and (last is None or ts > last):
+                await self.heartbeat(ts)
+
+
+def _event_time(value: Any) -> float | None:
+    """Event time of a ``ts`` field, or None when it is missing or unreadable."""
+    if value is None:
+        return None
+    try:
+        ts = parse_time(value)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return ts if math.isfinite(ts) else None

@@ -1,0 +1,209 @@
+"""The Faust worker: moves messages and state between topics, tables and the pure logic.
+
+Topics (DESIGN.md): it consumes ``<prefix>.events`` and publishes ``.windows``, ``.scores``,
+``.alerts`` and ``.deadletter``, all keyed by stream id. State lives in two Faust tables backed by
+changelog topics: ``streams`` (one record per stream: open windows, detector and alert state)
+and ``partitions`` (one record per events partition: watermark, known streams). Both carry the
+offset of the last message they applied, so a restarted or rebalanced worker that sees messages
+again (Faust commits offsets at-least-once) skips what its state already holds.
+
+Per batch, the worker publishes its outputs first and writes the state records after them, the
+partition record last. A crash can therefore repeat an output (with identical content, because
+the logic is deterministic) but never lose one. No Faust ``exactly_once`` (see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from gridalarm.config import Settings
+from gridalarm.messages import TimeBounds, dumps, heartbeat_message
+from gridalarm.models.registry import build_detector
+from gridalarm.stream.alerting import AlertPolicy
+from gridalarm.stream.processor import BatchResult, PartitionProcessor, RawMessage
+from gridalarm.stream.scoring import Scorer, ScoringConfig
+from gridalarm.stream.windows import WindowConfig, Windower
+
+log = logging.getLogger("gridalarm.worker")
+
+BATCH_MAX = 2000  # messages per batch: big enough to amortise table writes
+BATCH_WITHIN = 0.05  # seconds to wait for a batch to fill
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    """Process-level choices that are not pipeline settings."""
+
+    bootstrap: str
+    web_enabled: bool = False
+    loglevel: str = "warning"
+
+
+def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
+    """Compose the Faust app for ``settings``: topics, tables, the agent and the idle clock."""
+    datadir = settings.state_dir / "faust" / settings.worker_id
+    app = faust.App(
+        settings.worker_id,
+        broker=f"kafka://{options.bootstrap}",
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
+        topic_allow_declare=True,
+        web_enabled=options.web_enabled,
+        web_port=settings.web_port,
+        datadir=str(datadir),
+        producer_max_request_size=16 * 1024 * 1024,
+        consumer_max_fetch_size=16 * 1024 * 1024,
+        broker_commit_interval=1.0,
+        stream_wait_empty=False,
+        broker_max_poll_records=5000,
+        table_standby_replicas=0,
+        # Our topics are created by ensure_topics with their own configs; Faust declares only
+        # its changelog and internal topics.
+        autodiscover=False,
+    )
+    datadir.mkdir(parents=True, exist_ok=True)
+    pipeline = _Pipeline(settings)
+
+    def topic(kind: str) -> faust.TopicT:
+        return app.topic(
+            settings.topic(kind),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+        )
+
+    events = topic("events")
+    outputs = {kind: topic(kind) for kind in ("windows", "scores", "alerts", "deadletter")}
+    # Records are JSON bytes that we encode ourselves: bytes types make Faust pass them raw.
+    streams_table = app.Table(
+        "streams", default=None, key_type=bytes, value_type=bytes, partitions=settings.partitions
+    )
+    partitions_table = app.Table(
+        "partitions", default=None, key_type=bytes, value_type=bytes, partitions=settings.partitions
+    )
+    processors: dict[int, PartitionProcessor] = {}
+
+    def processor_for(partition: int) -> PartitionProcessor:
+        proc = processors.get(partition)
+        if proc is None:
+            proc = pipeline.restore(
+                partition,
+                partitions_table.data.get(_partition_key(partition)),
+                lambda name: streams_table.data.get(name.encode()),
+            )
+            processors[partition] = proc
+        return proc
+
+    @app.on_partitions_revoked.connect
+    async def _forget(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+        # The live objects of a partition are rebuilt from the tables when it comes back, so a
+        # partition another worker advanced in the meantime never runs on stale state.
+        for tp in revoked:
+            if tp.topic == events.get_topic_name():
+                processors.pop(tp.partition, None)
+
+    async def publish(partition: int, result: BatchResult) -> None:
+        for kind, messages in (
+            ("deadletter", result.deadletters),
+            ("windows", result.outputs.windows),
+            ("scores", result.outputs.scores),
+            ("alerts", result.outputs.alerts),
+        ):
+            target = outputs[kind]
+            for message in messages:
+                stream = message.get("stream")
+                await target.send(key=stream.encode() if stream else None, value=dumps(message))
+        # State after outputs; the partition record last, so it lands only after its streams'.
+        for name, record in result.stream_records.items():
+            key = name.encode()
+            streams_table.data[key] = record
+            streams_table.send_changelog(partition, key, record)
+        if result.partition_record is not None:
+            key = _partition_key(partition)
+            partitions_table.data[key] = result.partition_record
+            partitions_table.send_changelog(partition, key, result.partition_record)
+
+    @app.agent(events)
+    async def process(stream: faust.StreamT) -> None:
+        async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+            by_partition: dict[int, list[RawMessage]] = defaultdict(list)
+            for event in batch:
+                msg = event.message
+                by_partition[msg.partition].append(
+                    RawMessage(msg.topic, msg.partition, msg.offset, event.value)
+                )
+            for partition, messages in by_partition.items():
+                messages.sort(key=lambda raw: raw.offset)
+                result = processor_for(partition).process(messages)
+                await publish(partition, result)
+
+    if settings.idle_timeout is not None:
+        idle = settings.idle_timeout
+
+        @app.timer(interval=min(1.0, idle))
+        async def idle_clock() -> None:
+            # Live mode: a partition that heard nothing for `idle` seconds gets a wall-clock
+            # heartbeat through the events topic itself, so the watermark step is recorded in
+            # the log and a replay of the topic reproduces it.
+            now = time.monotonic()
+            for tp in app.consumer.assignment():
+                if tp.topic != events.get_topic_name():
+                    continue
+                proc = processors.get(tp.partition)
+                last = proc.last_message_at if proc else 0.0
+                if now - last >= idle:
+                    if proc:
+                        proc.last_message_at = now
+                    beat = heartbeat_message(time.time(), f"worker-clock:{settings.worker_id}")
+                    await events.send(value=dumps(beat), partition=tp.partition)
+
+    return app
+
+
+def _partition_key(partition: int) -> bytes:
+    return f"partition:{partition}".encode()
+
+
+class _Pipeline:
+    """The pure parts, built once per worker from the settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        detector, threshold = build_detector(
+            settings.detector, settings.min_history, settings.history
+        )
+        self.windower = Windower(
+            WindowConfig(settings.window, settings.lateness, settings.features)
+        )
+        self.scorer = Scorer(
+            detector,
+            threshold,
+            ScoringConfig(
+                features=settings.features,
+                threshold=settings.threshold,
+                policy=AlertPolicy(
+                    open_after=settings.open_after, resolve_after=settings.resolve_after
+                ),
+            ),
+        )
+        self.bounds = TimeBounds(max_future=settings.max_future)
+        self.max_bytes = settings.max_message_bytes
+
+    def restore(self, partition: int, record: bytes | None, load_stream: Any) -> PartitionProcessor:
+        return PartitionProcessor.restore(
+            partition,
+            record,
+            load_stream,
+            windower=self.windower,
+            scorer=self.scorer,
+            bounds=self.bounds,
+            max_bytes=self.max_bytes,
+        )
