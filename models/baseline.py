@@ -10,12 +10,10 @@ a few times or less per window, where a log-normal z is badly calibrated (one im
 falling from 4 to 0 looks like a 3-sigma drop; 3 holds where 0.05 are usual look ordinary). So
 the z-score is read off the count distribution itself: a negative-binomial tail with the learned
 mean and variance (Poisson when the variance does not exceed the mean), turned into a
-standard-normal z. Each is computed twice, for this window and for the sum of the last
-``recent`` windows, so that a sustained rise of a few events per window (a storm at 1-minute
-windows) adds up to evidence that a single window does not give. The evidence of a window is
-the largest of: each feature's *upward* z (trouble shows as a surge of holds, evictions,
-aborts...; one kind falling to zero is ordinary noise) and the total's *downward* z (a schedd
-falling silent), where a run of silent windows counts as one ever less likely event.
+standard-normal z. The evidence of a window is the largest of: each feature's *upward* z
+(trouble shows as a surge of holds, evictions, aborts...; one kind falling to zero is ordinary
+noise) and the total's *downward* z (a schedd falling silent), where a run of silent windows
+counts as one ever less likely event.
 """
 
 from __future__ import annotations
@@ -40,7 +38,6 @@ class BaselineConfig:
     min_history: int = 12  # windows before a stream is scored (cold start)
     clip: float = 3.0  # clip of an update, in standard deviations
     min_rate: float = 0.05  # expected count floor: never "impossible", even for a rare kind
-    recent: int = 3  # windows summed for the "sustained" test
 
 
 def _z(tail: np.ndarray) -> np.ndarray:
@@ -86,10 +83,12 @@ def count_lower_z(x: np.ndarray, mu: np.ndarray, var: np.ndarray) -> np.ndarray:
 
 
 class RobustZBaseline:
-    """The baseline detector. State per stream: ``{"n", "mean", "var", "recent", "quiet"}``.
+    """The baseline detector. State per stream: ``{"n", "mean", "var", "quiet"}``.
 
-    ``mean`` and ``var`` cover the features and then the total; ``recent`` holds the last
-    ``recent - 1`` windows' values; ``quiet`` counts the windows of silence in a row.
+    ``mean`` and ``var`` cover the features and then the total; ``quiet`` counts the windows of
+    silence in a row. Each window is tested on its own: the alert policy's ``open_after``
+    asks for persistence, and a test over sums of recent windows would correlate neighbouring
+    windows and defeat it (measured: 6 false alarms instead of 0 on the acceptance run).
     """
 
     name = "baseline"
@@ -103,23 +102,12 @@ class RobustZBaseline:
         x = np.maximum(np.asarray(x, dtype=float), 0.0)
         n_streams, width = x.shape
         values = np.concatenate([x, x.sum(axis=1, keepdims=True)], axis=1)
-        seen, mean, var, recent, quiet = self._unpack(
-            states, n_streams, width + 1, values, cfg.recent
-        )
+        seen, mean, var, quiet = self._unpack(states, n_streams, width + 1, values)
 
         rate = np.maximum(mean, cfg.min_rate)
         var_now = np.maximum(var, rate)
         up = count_upper_z(values, rate, var_now)
         down = count_lower_z(values, rate, var_now)
-        # The sustained test: the last `recent` windows summed, against k times the rate (the
-        # variance of a sum of k windows grows k times too, ignoring their correlation).
-        k = cfg.recent
-        summed = recent.sum(axis=1) + values
-        up_k = count_upper_z(summed, k * rate, k * var_now)
-        down_k = count_lower_z(summed, k * rate, k * var_now)
-        full = (seen >= k - 1)[:, None]
-        up = np.where(full, np.maximum(up, up_k), up)
-        down = np.where(full, np.maximum(down, down_k), down)
         # A silent stream: the evidence grows with every further window of nothing at all.
         silent = np.where(values[:, width] <= 0.0, quiet + 1.0, 0.0)
         down[:, width] = np.maximum(
@@ -139,13 +127,11 @@ class RobustZBaseline:
         step = np.clip(values - mean, -cfg.clip * sd, cfg.clip * sd)
         new_mean = mean + alpha * step
         new_var = (1.0 - alpha) * (var + alpha * step**2)
-        new_recent = np.concatenate([recent[:, 1:], values[:, None, :]], axis=1)
         new_states = [
             {
                 "n": int(seen[i]) + 1,
                 "mean": new_mean[i].round(6).tolist(),
                 "var": new_var[i].round(6).tolist(),
-                "recent": new_recent[i].tolist(),
                 "quiet": int(silent[i]),
             }
             for i in range(n_streams)
@@ -156,19 +142,16 @@ class RobustZBaseline:
 
     @staticmethod
     def _unpack(
-        states: Sequence[Any], n_streams: int, width: int, values: np.ndarray, k: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        states: Sequence[Any], n_streams: int, width: int, values: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         seen = np.zeros(n_streams)
         quiet = np.zeros(n_streams)
         mean = values.copy()  # a new stream starts where it is
         var = np.maximum(values, 1.0)  # ... with Poisson-sized uncertainty
-        recent = np.zeros((n_streams, k - 1, width))
         for i, state in enumerate(states):
             if state and len(state.get("mean", ())) == width:
                 seen[i] = state["n"]
                 mean[i] = state["mean"]
                 var[i] = state["var"]
-                if len(state.get("recent", ())) == k - 1:
-                    recent[i] = state["recent"]
                 quiet[i] = state.get("quiet", 0)
-        return seen, mean, var, recent, quiet
+        return seen, mean, var, quiet

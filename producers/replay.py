@@ -49,6 +49,7 @@ STUDY_STREAM = "seed:fifebatch"
 _STUDY_LINE = re.compile(rb"^\s*(\d+)\s*\|(.*)$")
 _COUNT = re.compile(r"^\+?\d+$")
 _SNIFF_BYTES = 65_536
+_BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark
 _PROGRESS_EVERY = 4096  # items between progress-bar updates (tqdm costs ~1 µs a call)
 
 
@@ -139,6 +140,8 @@ class _Lines:
             for line in self._file:
                 self.bytes_read += len(line)
                 self.line_no += 1
+                if self.line_no == 1 and line.startswith(_BOM):
+                    line = line[len(_BOM) :]  # encoding marker of the file, not data
                 yield line
         except (OSError, EOFError) as err:  # a truncated or corrupt .gz shows up mid-read
             raise ReplayError(f"{self.path}: cannot read line {self.line_no + 1}: {err}") from None
@@ -207,7 +210,7 @@ def _first_line(path: Path) -> bytes | None:
         stream.close()
     for line in head.splitlines():
         if line.strip():
-            return line.strip().lstrip(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark is no data
+            return line.strip().removeprefix(_BOM)
     return None
 
 
@@ -217,13 +220,13 @@ class Reader:
     def __init__(self, path: Path | str, options: ReplayOptions) -> None:
         self.path = Path(path)
         self.options = options
+        _open_binary(self.path).close()  # a missing or unreadable file fails first
         self.format = detect_format(self.path, options.format)
         if self.format == "jsonl" and options.stream:
             raise ReplayError("--stream applies to CSV and study files; JSONL lines name theirs")
         self.skipped = 0
         self._lines: _Lines | None = None
-        self._gauges: bool | None = None  # CSV and study files: known once checked
-        _open_binary(self.path).close()  # a missing or unreadable file fails here, not mid-way
+        self._gauges: bool | None = None  # CSV and study files: None until checked
         # Progress is bytes read of the file size; a gzip file's size says nothing about that.
         gzipped = self.path.name.lower().endswith(".gz")
         self.size: int | None = None if gzipped else self.path.stat().st_size
@@ -426,7 +429,7 @@ class _CsvLayout:
 
     @classmethod
     def from_header(cls, header: list[str], path: Path) -> _CsvLayout:
-        names = [cell.strip().lstrip("\ufeff") for cell in header]
+        names = [cell.strip() for cell in header]
         lower = [name.lower() for name in names]
         time_name = next((name for name in CSV_TIME_COLUMNS if name in lower), None)
         if time_name is None:
@@ -480,17 +483,12 @@ class _CsvLayout:
 
 
 def _decoded(lines: Iterable[bytes], path: Path) -> Iterator[str]:
-    """UTF-8 text lines (a leading byte-order mark dropped) for the csv module."""
-    first = True
+    """UTF-8 text lines for the csv module."""
     for raw in lines:
         try:
-            text = raw.decode("utf-8")
+            yield raw.decode("utf-8")
         except UnicodeDecodeError:
             raise ReplayError(f"{path}: not UTF-8 text") from None
-        if first:
-            text = text.lstrip("\ufeff")
-            first = False
-        yield text
 
 
 def _shown(raw: bytes) -> str:
@@ -626,10 +624,11 @@ async def send_items(
 
 
 def final_heartbeat_time(last_ts: float, settings: Settings) -> float:
-    """A heartbeat time that closes the window holding ``last_ts``: past its end plus the
-    allowed lateness, but no further ahead of now than the worker accepts."""
-    ts = last_ts + settings.window + settings.lateness + 1
-    return min(ts, time.time() + settings.max_future)
+    """A heartbeat time that closes the window holding ``last_ts`` and no later one: its end
+    plus the allowed lateness (a heartbeat further on would close an empty window after the
+    data, which reads as every stream falling silent), capped at what the worker accepts."""
+    end = math.floor(last_ts / settings.window) * settings.window + settings.window
+    return min(end + settings.lateness, time.time() + settings.max_future)
 
 
 async def replay(path: Path | str | Reader, sink: EventSink, options: ReplayOptions) -> ReplayStats:

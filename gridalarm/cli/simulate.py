@@ -229,10 +229,9 @@ def _to_kafka(sim: Simulation, speed: float | None, quiet: bool) -> None:
     from gridalarm.producers.replay import Pacer, ReplayStats, play
     from gridalarm.producers.sink import EventSink, SinkConfig, SinkError
 
-    # The final heartbeat must close the worker's last window: take the larger of the
-    # simulator's window and the configured one (the worker's, if they share settings).
-    env_settings = load_settings()
-    settings = load_settings(window=max(env_settings.window, sim.config.window))
+    # The final heartbeat closes the last window of the *worker's* size, which is the
+    # configured one (GRIDALARM_WINDOW, shared with the worker), not --window.
+    settings = load_settings()
     bootstrap = kafka_ready(settings)
     config = SinkConfig.from_settings(settings, bootstrap, source="simulator")
     stats = ReplayStats(path="simulator", format="simulated")

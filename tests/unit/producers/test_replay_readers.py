@@ -386,8 +386,11 @@ def test_directory_and_unknown_format_are_errors(tmp_path: Path, settings: Setti
 # -- pacing and the final heartbeat ------------------------------------------------------------
 
 
-def test_final_heartbeat_closes_the_last_window(settings: Settings) -> None:
-    assert final_heartbeat_time(T0, settings) == T0 + 3600 + 30 + 1
+def test_final_heartbeat_closes_the_last_window_and_no_later_one(settings: Settings) -> None:
+    # T0 is a window start: the heartbeat lands exactly on that window's end plus lateness,
+    # so the watermark (heartbeat - lateness) closes it and not the empty one after it.
+    assert final_heartbeat_time(T0, settings) == T0 + 3600 + 30
+    assert final_heartbeat_time(T0 + 3599.5, settings) == T0 + 3600 + 30
     # ...but never further ahead of now than the worker accepts.
     now = time.time()
     assert final_heartbeat_time(now, settings) <= time.time() + settings.max_future
@@ -459,3 +462,11 @@ def test_gzipped_csv_default_stream_is_the_inner_stem(tmp_path: Path, settings: 
     path = tmp_path / "pool.2024.csv.gz"
     path.write_bytes(gzip.compress(b"timestamp,JobHeldEvent\n1709546400,1\n"))
     assert [i.payload["stream"] for i in items(path, settings)] == ["csv:pool.2024"]  # type: ignore[index]
+
+
+def test_a_byte_order_mark_is_not_data(tmp_path: Path, settings: Settings) -> None:
+    bom = b"\xef\xbb\xbf"
+    jsonl = write(tmp_path / "bom.jsonl", bom + b'{"v":1,"stream":"s"}\n')
+    study = write(tmp_path / "bom.txt", bom + b"1 |" + b"1 " * 13 + b"\n")
+    assert [i.payload for i in items(jsonl, settings)] == [b'{"v":1,"stream":"s"}']
+    assert len(items(study, settings)) == 13

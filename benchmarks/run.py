@@ -1,0 +1,14 @@
+"""`make bench`: run every benchmark in turn and print its figures."""
+
+from __future__ import annotations
+
+from benchmarks import worker_throughput
+
+
+def main() -> None:
+    print("== worker throughput (events topic -> closed windows) ==")
+    worker_throughput.main([])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Helpers for the pipeline tests: run real worker processes and read whole topics back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer, TopicPartition
+
+from gridalarm.config import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment that gives a child process these settings."""
+    env = {
+        **os.environ,
+        "GRIDALARM_KAFKA": str(settings.kafka),
+        "GRIDALARM_TOPIC_PREFIX": settings.topic_prefix,
+        "GRIDALARM_PARTITIONS": str(settings.partitions),
+        "GRIDALARM_WINDOW": str(settings.window),
+        "GRIDALARM_LATENESS": str(settings.lateness),
+        "GRIDALARM_STATE_DIR": str(settings.state_dir),
+        "GRIDALARM_WORKER_ID": f"{settings.topic_prefix}-worker",
+    }
+    env.update(extra)
+    return env
+
+
+def gridalarm(settings: Settings, *args: str, timeout: float = 600, **env: str) -> str:
+    """Run a gridalarm command to completion; return its stdout, fail loudly on error."""
+    done = subprocess.run(
+        [sys.executable, "-m", "gridalarm", *args],
+        env=settings_env(settings, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+    )
+    assert done.returncode == 0, f"gridalarm {' '.join(args)} failed:\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+@contextmanager
+def worker_process(settings: Settings, log: Path, **env: str) -> Iterator[subprocess.Popen]:
+    """A `gridalarm worker` child process; stopped with SIGTERM (then SIGKILL) on exit."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gridalarm", "worker", "--loglevel", "info"],
+            env=settings_env(settings, **env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+        )
+    try:
+        yield proc
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """TERM, wait, KILL."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def end_offsets(settings: Settings, kind: str) -> int:
+    """Total messages in a topic (sum of its partitions' end offsets)."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka)
+    try:
+        tps = [TopicPartition(settings.topic(kind), p) for p in range(settings.partitions)]
+        return sum(consumer.end_offsets(tps).values())
+    finally:
+        consumer.close()
+
+
+def committed(settings: Settings, group: str) -> int:
+    """Events the worker group has committed, summed over partitions."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka, group_id=group, enable_auto_commit=False
+    )
+    try:
+        tps = [TopicPartition(settings.topic("events"), p) for p in range(settings.partitions)]
+        return sum(consumer.committed(tp) or 0 for tp in tps)
+    finally:
+        consumer.close()
+
+
+def wait_until(predicate: Any, timeout: float, what: str, every: float = 1.0) -> None:
+    """Poll ``predicate`` until it is true; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def wait_for_worker(settings: Settings, proc: subprocess.Popen, timeout: float = 300.0) -> None:
+    """Until the worker has committed every message of the events topic."""
+    total = end_offsets(settings, "events")
+
+    def caught_up() -> bool:
+        assert proc.poll() is None, f"worker exited with {proc.returncode}"
+        return committed(settings, f"{settings.topic_prefix}-worker") >= total
+
+    wait_until(caught_up, timeout, f"the worker to consume {total} events")
+
+
+def read_topic(settings: Settings, kind: str) -> list[dict[str, Any]]:
+    """Every message of a topic, decoded, in partition then offset order."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=32 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    try:
+        tps = [TopicPartition(settings.topic(kind), p) for p in range(settings.partitions)]
+        ends = consumer.end_offsets(tps)
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        out: list[dict[str, Any]] = []
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        deadline = time.monotonic() + 120
+        while remaining and time.monotonic() < deadline:
+            for tp, records in consumer.poll(timeout_ms=1000).items():
+                out.extend(orjson.loads(r.value) for r in records)
+                if records and records[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+        assert not remaining, f"could not read all of {settings.topic(kind)}"
+        return out
+    finally:
+        consumer.close()
