@@ -57,6 +57,31 @@ def wait_for_broker(bootstrap: str, timeout: float = 30.0) -> None:
         admin.close()
 
 
+def wait_for_group_coordinator(bootstrap: str, group: str, timeout: float = 30.0) -> None:
+    """Return once the broker can coordinate consumer group ``group``.
+
+    On a fresh broker the offsets topic is created on the first request for a coordinator; a
+    worker that starts before then logs a burst of GroupCoordinatorNotAvailable errors that
+    mean nothing. Asking first keeps a newcomer's screen clean.
+    """
+    admin = _connect(bootstrap, timeout)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                admin.describe_groups([group])
+                return
+            except kafka_errors.KafkaError:
+                if time.monotonic() >= deadline:
+                    raise KafkaSetupError(
+                        f"the broker at {bootstrap} cannot coordinate consumer groups after "
+                        f"{timeout:.0f}s; check its log (offsets topic replication settings)"
+                    ) from None
+                time.sleep(0.5)
+    finally:
+        admin.close()
+
+
 def topic_specs(settings: Settings) -> dict[str, dict[str, object]]:
     """Name → kafka-python ``create_topics`` spec for every topic the project uses."""
     return {

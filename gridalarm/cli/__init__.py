@@ -11,6 +11,11 @@ import sys
 
 import typer
 
+try:  # typer >= 0.2x carries its own copy of click; older ones use click itself
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover
+    from click import UsageError
+
 from gridalarm.config import ConfigError
 from gridalarm.localkafka import LocalKafkaError
 from gridalarm.topics import KafkaSetupError
@@ -46,9 +51,18 @@ def main() -> None:
     """Console-script entry point."""
     _register()
     try:
-        app(standalone_mode=True)
+        # standalone_mode=False: usage errors reach us, and we print them on one line rather
+        # than as click's boxed, multi-line block.
+        result = app(standalone_mode=False)
+    except UsageError as err:
+        message = err.format_message()
+        if message:  # empty when a bare group printed its help (no_args_is_help)
+            where = err.ctx.command_path if err.ctx else "gridalarm"
+            typer.echo(f"gridalarm: {message} (see '{where} --help')", err=True)
+        sys.exit(2)
     except (ConfigError, CliError, LocalKafkaError, KafkaSetupError) as err:
         typer.echo(f"gridalarm: {err}", err=True)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)

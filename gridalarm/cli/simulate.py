@@ -20,7 +20,7 @@ import typer
 from gridalarm.cli import CliError
 from gridalarm.cli.produce import kafka_ready, parse_speed, producer_error, run_producer
 from gridalarm.config import MAX_WINDOW_S, MIN_WINDOW_S, load_settings
-from gridalarm.timeutil import parse_duration
+from gridalarm.timeutil import format_time, parse_duration
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -275,7 +275,8 @@ def _live(sim: Simulation, quiet: bool) -> None:
     async def main() -> None:
         async with sink:
             # Anchored to the wall clock: an event is due when time.time() reaches its ts.
-            await play(_items(sim, None), sink, Pacer(1.0, anchor=time.time()), settings, stats)
+            items = _announced(sim, _items(sim, None))
+            await play(items, sink, Pacer(1.0, anchor=time.time()), settings, stats)
 
     try:
         run_producer(main())
@@ -289,6 +290,25 @@ def _live(sim: Simulation, quiet: bool) -> None:
         f"{sink.stats.messages / max(seconds, 1e-9):,.0f} msg/s; {sink.stats.heartbeats} "
         "heartbeats"
     )
+
+
+def _announced(sim: Simulation, items: Iterator[Item]) -> Iterator[Item]:
+    """Pass ``items`` through; say on stderr when a live incident begins, so that an operator
+    watching the alert tail knows what the detector should find."""
+    announced = 0
+    for item in items:
+        labels = sim.labels
+        while (
+            announced < len(labels) and item.ts is not None and labels[announced].start <= item.ts
+        ):
+            inc = labels[announced]
+            typer.echo(
+                f"simulator: {inc.kind} on {inc.stream} from {format_time(inc.start)} "
+                f"to {format_time(inc.end)}",
+                err=True,
+            )
+            announced += 1
+        yield item
 
 
 def _items(sim: Simulation, bar: tqdm | None) -> Iterator[Item]:

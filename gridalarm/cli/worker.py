@@ -32,7 +32,12 @@ def worker(
 ) -> None:
     """Consume the events topic; publish windows, scores, alerts and dead letters."""
     from gridalarm.models.registry import detector_names
-    from gridalarm.topics import ensure_topics, resolve_bootstrap, wait_for_broker
+    from gridalarm.topics import (
+        ensure_topics,
+        resolve_bootstrap,
+        wait_for_broker,
+        wait_for_group_coordinator,
+    )
 
     if live and idle_timeout is None:
         idle_timeout = "10s"
@@ -53,6 +58,7 @@ def worker(
     bootstrap = resolve_bootstrap(settings)
     wait_for_broker(bootstrap, timeout=10.0)
     ensure_topics(settings, bootstrap)
+    wait_for_group_coordinator(bootstrap, settings.worker_id)
     run_worker(settings, bootstrap, web=web, loglevel=loglevel)
 
 
@@ -64,4 +70,6 @@ def run_worker(settings, bootstrap: str, web: bool = False, loglevel: str = "war
 
     logging.getLogger("gridalarm").setLevel(loglevel.upper())
     app = build_worker(settings, WorkerOptions(bootstrap=bootstrap, web_enabled=web))
-    faust.Worker(app, loglevel=loglevel.upper(), quiet=True).execute_from_commandline()
+    runner = faust.Worker(app, loglevel=loglevel.upper(), quiet=True)
+    runner.spinner = None  # Faust draws a terminal spinner even when quiet; it garbles the demo
+    runner.execute_from_commandline()
