@@ -23,12 +23,9 @@ from typing import Any
 import faust
 
 from gridalarm.config import Settings
-from gridalarm.messages import TimeBounds, dumps, heartbeat_message
-from gridalarm.models.registry import build_detector
-from gridalarm.stream.alerting import AlertPolicy
+from gridalarm.messages import dumps, heartbeat_message
+from gridalarm.stream.pipeline import Pipeline
 from gridalarm.stream.processor import BatchResult, PartitionProcessor, RawMessage
-from gridalarm.stream.scoring import Scorer, ScoringConfig
-from gridalarm.stream.windows import WindowConfig, Windower
 
 log = logging.getLogger("gridalarm.worker")
 
@@ -69,7 +66,7 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
         autodiscover=False,
     )
     datadir.mkdir(parents=True, exist_ok=True)
-    pipeline = _Pipeline(settings)
+    pipeline = Pipeline.from_settings(settings)
 
     def topic(kind: str) -> faust.TopicT:
         return app.topic(
@@ -171,39 +168,3 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
 
 def _partition_key(partition: int) -> bytes:
     return f"partition:{partition}".encode()
-
-
-class _Pipeline:
-    """The pure parts, built once per worker from the settings."""
-
-    def __init__(self, settings: Settings) -> None:
-        detector, threshold = build_detector(
-            settings.detector, settings.min_history, settings.history
-        )
-        self.windower = Windower(
-            WindowConfig(settings.window, settings.lateness, settings.features)
-        )
-        self.scorer = Scorer(
-            detector,
-            threshold,
-            ScoringConfig(
-                features=settings.features,
-                threshold=settings.threshold,
-                policy=AlertPolicy(
-                    open_after=settings.open_after, resolve_after=settings.resolve_after
-                ),
-            ),
-        )
-        self.bounds = TimeBounds(max_future=settings.max_future)
-        self.max_bytes = settings.max_message_bytes
-
-    def restore(self, partition: int, record: bytes | None, load_stream: Any) -> PartitionProcessor:
-        return PartitionProcessor.restore(
-            partition,
-            record,
-            load_stream,
-            windower=self.windower,
-            scorer=self.scorer,
-            bounds=self.bounds,
-            max_bytes=self.max_bytes,
-        )
