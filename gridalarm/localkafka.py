@@ -143,7 +143,7 @@ class LocalKafka:
             for port in (self.config.port, self.config.controller_port):
                 _check_port_free(self.config.host, port)
             java = _find_java()
-            with _flocked(self.jars_dir.with_name(self.jars_dir.name + ".lock")):
+            with flocked(self.jars_dir.with_name(self.jars_dir.name + ".lock")):
                 jars = self._ensure_jars()
             self._write_configs()
             self._format_storage(java, jars)
@@ -407,11 +407,11 @@ class LocalKafka:
 
     def _locked(self) -> contextlib.AbstractContextManager[None]:
         """An exclusive lock on this state dir's broker."""
-        return _flocked(self.root / ".lock")
+        return flocked(self.root / ".lock")
 
 
 @contextlib.contextmanager
-def _flocked(path: Path) -> Iterator[None]:
+def flocked(path: Path) -> Iterator[None]:
     """An exclusive ``flock`` on ``path``; the kernel releases it even if we are killed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:

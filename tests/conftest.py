@@ -8,7 +8,6 @@ answers, or a local broker run from Maven Central jars (:mod:`gridalarm.localkaf
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import uuid
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gridalarm.config import Settings
-from gridalarm.localkafka import LocalKafka, LocalKafkaConfig, LocalKafkaError
+from gridalarm.localkafka import LocalKafka, LocalKafkaConfig, LocalKafkaError, flocked
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_KAFKA_STATE = REPO_ROOT / ".state" / "test-kafka"
@@ -130,7 +129,7 @@ def _local_kafka() -> Iterator[str]:
     users = TEST_KAFKA_STATE / "users"
     users.mkdir(parents=True, exist_ok=True)
     me = users / str(os.getpid())
-    with _flocked(TEST_KAFKA_STATE / "users.lock"):
+    with flocked(TEST_KAFKA_STATE / "users.lock"):
         me.touch()
         try:
             broker.start()
@@ -140,23 +139,13 @@ def _local_kafka() -> Iterator[str]:
     try:
         yield broker.bootstrap
     finally:
-        with _flocked(TEST_KAFKA_STATE / "users.lock"):
+        with flocked(TEST_KAFKA_STATE / "users.lock"):
             me.unlink(missing_ok=True)
             for user in users.iterdir():  # sessions that died without a teardown
                 if not (user.name.isdigit() and _pid_alive(int(user.name))):
                     user.unlink(missing_ok=True)
             if not any(users.iterdir()):
                 broker.stop()
-
-
-@contextlib.contextmanager
-def _flocked(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -62,13 +62,9 @@ def start(
     controller_port: ControllerPort = 9093,
 ) -> None:
     """Start the broker (if it is not running) and print its bootstrap address."""
-    from gridalarm.localkafka import LocalKafkaError
-
+    # A LocalKafkaError reaches main(), which prints it on one line.
     broker = _broker(state_dir, port, controller_port)
-    try:
-        started = broker.start()
-    except LocalKafkaError as err:
-        raise CliError(str(err)) from None
+    started = broker.start()
     status = broker.status()
     verb = "started" if started else "already running"
     typer.echo(f"{verb} (pid {status.pid}); log: {status.log}", err=True)
@@ -83,13 +79,8 @@ def stop(
     controller_port: ControllerPort = 9093,
 ) -> None:
     """Stop the broker: SIGTERM, then SIGKILL if it has not exited after 30 s."""
-    from gridalarm.localkafka import LocalKafkaError
-
     broker = _broker(state_dir, port, controller_port)
-    try:
-        stopped = broker.stop()
-    except LocalKafkaError as err:
-        raise CliError(str(err)) from None
+    stopped = broker.stop()
     typer.echo("stopped" if stopped else "not running")
 
 
