@@ -1,11 +1,11 @@
 """The Faust worker: moves messages and state between topics, tables and the pure logic.
 
 Topics (DESIGN.md): it consumes ``<prefix>.events`` and publishes ``.windows``, ``.scores``,
-``.alerts`` and ``.deadletter``, all keyed by stream id. State lives in two Faust tables backed by
-changelog topics: ``streams`` (one record per stream: open windows, detector and alert state)
-and ``partitions`` (one record per events partition: watermark, known streams). Both carry the
-offset of the last message they applied, so a restarted or rebalanced worker that sees messages
-again (Faust commits offsets at-least-once) skips what its state already holds.
+``.alerts`` and ``.deadletter``, all keyed by stream id. State lives in one Faust table backed
+by a changelog topic, with two kinds of record: one per stream (open windows, detector and
+alert state) and one per events partition (watermark, known streams). Both carry the offset of
+the last message they applied, so a restarted or rebalanced worker that sees messages again
+(Faust commits offsets at-least-once) skips what its state already holds.
 
 Per batch, the worker publishes its outputs first and writes the state records after them, the
 partition record last. A crash can therefore repeat an output (with identical content, because
@@ -80,35 +80,47 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
 
     events = topic("events")
     outputs = {kind: topic(kind) for kind in ("windows", "scores", "alerts", "deadletter")}
-    # Records are JSON bytes that we encode ourselves: bytes types make Faust pass them raw.
-    streams_table = app.Table(
-        "streams", default=None, key_type=bytes, value_type=bytes, partitions=settings.partitions
-    )
-    partitions_table = app.Table(
-        "partitions", default=None, key_type=bytes, value_type=bytes, partitions=settings.partitions
+    # One table for both kinds of record, so that they share one changelog topic: a worker
+    # that takes a partition over restores a prefix of that partition's changelog, and a
+    # partition record there implies every stream record written before it. (Two tables, two
+    # changelog topics: the new owner could see a partition record whose stream records it has
+    # not read, skip those offsets and lose their events.) Records are JSON bytes we encode;
+    # bytes types make Faust pass them raw.
+    state = app.Table(
+        "state", default=None, key_type=bytes, value_type=bytes, partitions=settings.partitions
     )
     processors: dict[int, PartitionProcessor] = {}
+    owned: set[int] = set()  # events partitions this worker holds now
 
     def processor_for(partition: int) -> PartitionProcessor:
         proc = processors.get(partition)
         if proc is None:
             proc = pipeline.restore(
                 partition,
-                partitions_table.data.get(_partition_key(partition)),
-                lambda name: streams_table.data.get(name.encode()),
+                state.data.get(_partition_key(partition)),
+                lambda name: state.data.get(_stream_key(name)),
             )
             processors[partition] = proc
         return proc
 
+    @app.on_partitions_assigned.connect
+    async def _own(app: faust.App, assigned: Any, **kwargs: Any) -> None:
+        owned.update(tp.partition for tp in assigned if tp.topic == events.get_topic_name())
+
     @app.on_partitions_revoked.connect
     async def _forget(app: faust.App, revoked: Any, **kwargs: Any) -> None:
-        # The live objects of a partition are rebuilt from the tables when it comes back, so a
-        # partition another worker advanced in the meantime never runs on stale state.
+        # Drop the live objects of revoked partitions: rebuilt from the table when a partition
+        # comes back, they never run on state another worker has advanced meanwhile.
         for tp in revoked:
             if tp.topic == events.get_topic_name():
+                owned.discard(tp.partition)
                 processors.pop(tp.partition, None)
 
-    async def publish(partition: int, result: BatchResult) -> None:
+    def publish(partition: int, result: BatchResult) -> None:
+        # Synchronous on purpose (send_soon, no await): a rebalance cannot interleave, so a
+        # partition's outputs and state leave together or, once revoked, not at all. Outputs
+        # first, state after, the partition record last; Faust flushes this buffer in order
+        # before it commits offsets.
         for kind, messages in (
             ("deadletter", result.deadletters),
             ("windows", result.outputs.windows),
@@ -118,16 +130,17 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
             target = outputs[kind]
             for message in messages:
                 stream = message.get("stream")
-                await target.send(key=stream.encode() if stream else None, value=dumps(message))
-        # State after outputs; the partition record last, so it lands only after its streams'.
+                target.send_soon(key=stream.encode() if stream else None, value=dumps(message))
         for name, record in result.stream_records.items():
-            key = name.encode()
-            streams_table.data[key] = record
-            streams_table.send_changelog(partition, key, record)
+            write_state(partition, _stream_key(name), record)
         if result.partition_record is not None:
-            key = _partition_key(partition)
-            partitions_table.data[key] = result.partition_record
-            partitions_table.send_changelog(partition, key, result.partition_record)
+            write_state(partition, _partition_key(partition), result.partition_record)
+
+    def write_state(partition: int, key: bytes, record: bytes) -> None:
+        # Written straight to the store with the changelog partition named: Faust would take
+        # it from the "current event", which a batch of several partitions does not have.
+        state.data[key] = record
+        state.send_changelog(partition, key, record)
 
     @app.agent(events)
     async def process(stream: faust.StreamT) -> None:
@@ -139,9 +152,10 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
                     RawMessage(msg.topic, msg.partition, msg.offset, event.value)
                 )
             for partition, messages in by_partition.items():
+                if partition not in owned:
+                    continue  # revoked while this batch waited: the new owner reads them again
                 messages.sort(key=lambda raw: raw.offset)
-                result = processor_for(partition).process(messages)
-                await publish(partition, result)
+                publish(partition, processor_for(partition).process(messages))
 
     if settings.idle_timeout is not None:
         idle = settings.idle_timeout
@@ -167,4 +181,8 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
 
 
 def _partition_key(partition: int) -> bytes:
-    return f"partition:{partition}".encode()
+    return f"p:{partition}".encode()
+
+
+def _stream_key(stream: str) -> bytes:
+    return f"s:{stream}".encode()

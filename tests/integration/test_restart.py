@@ -1,0 +1,169 @@
+"""Restart on a real broker: SIGKILL the worker mid-replay, start another, compare with a clean run.
+
+What at-least-once means here: Faust commits consumer offsets every second, after the outputs
+of the committed messages are flushed, and the worker writes its state (tables backed by
+changelog topics) after it publishes the outputs of a batch. A worker killed with SIGKILL
+therefore leaves (a) messages after the last commit, which the next worker reads again, and
+(b) possibly outputs published after the last state write, which the next worker publishes
+again. The state records carry the offset of the last message applied, so a re-read message
+changes no state, and the logic is deterministic, so anything published again is identical to
+what was published before. A consumer of the output topics may see a window, a score or an
+alert message twice, never two different versions of one, and never misses one. Windows are
+keyed by (stream, start) and alerts by ``alert_id``, which is what such a consumer dedupes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kafka.admin import KafkaAdminClient
+from pipeline_kit import (
+    committed,
+    end_offsets,
+    gridalarm,
+    read_topic,
+    wait_for_worker,
+    wait_until,
+    worker_process,
+)
+
+from gridalarm.config import Settings
+from gridalarm.topics import ensure_topics
+
+pytestmark = pytest.mark.integration
+
+WINDOW = 60.0
+# The killed worker stays a member of the consumer group until its session times out, and the
+# next worker's join waits for that: Faust's default session timeout (60 s) would be most of
+# this test's run time. Faust reads BROKER_SESSION_TIMEOUT from the environment.
+SESSION = {"BROKER_SESSION_TIMEOUT": "10"}
+
+
+@pytest.fixture
+def settings(kafka_settings: Settings) -> Settings:
+    return kafka_settings.model_copy(update={"window": WINDOW})
+
+
+@pytest.fixture
+def clean_settings(settings: Settings) -> Iterator[Settings]:
+    """The same settings on a second topic prefix (its own topics and worker group)."""
+    other = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}-clean"})
+    ensure_topics(other, other.kafka)
+    yield other
+    _delete_prefixed_topics(other)
+    _delete_prefixed_topics(settings)  # the worker's changelog topics; the fixture has the rest
+
+
+def _delete_prefixed_topics(settings: Settings) -> None:
+    """Best effort: the prefix's topics and its worker's changelog and assignor topics."""
+    with contextlib.suppress(Exception):
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka, bootstrap_timeout_ms=5000)
+        try:
+            mine = (f"{settings.topic_prefix}.", f"{settings.topic_prefix}-worker")
+            names = [t for t in admin.list_topics() if t.startswith(mine)]
+            if names:
+                admin.delete_topics(names)
+        finally:
+            admin.close()
+
+
+def by_key(messages: Iterable[dict[str, Any]], *fields: str) -> dict[tuple, set[bytes]]:
+    """Key (the given fields) → the distinct contents published under it."""
+    out: dict[tuple, set[bytes]] = defaultdict(set)
+    for message in messages:
+        out[tuple(message[f] for f in fields)].add(
+            orjson.dumps(message, option=orjson.OPT_SORT_KEYS)
+        )
+    return dict(out)
+
+
+def differences(ours: dict[tuple, set[bytes]], reference: dict[tuple, set[bytes]]) -> str:
+    """The keys whose contents differ from the reference, the first one shown in full."""
+    keys = sorted(k for k in ours if ours[k] != reference.get(k))
+    if not keys:
+        return ""
+    first = keys[0]
+    shown = "\n".join(f"  published: {c.decode()}" for c in sorted(ours[first]))
+    expected = "\n".join(f"  reference: {c.decode()}" for c in sorted(reference.get(first, ())))
+    return f"{len(keys)} differ, e.g. {keys[:5]}; {first}:\n{shown}\n{expected}"
+
+
+def opened(alerts: Iterable[dict[str, Any]]) -> dict[tuple, set[bytes]]:
+    """alert_id → the distinct ``open`` messages published for it."""
+    return by_key((a for a in alerts if a["state"] == "open"), "alert_id")
+
+
+def test_sigkilled_worker_is_resumed_by_a_new_one_without_losing_or_changing_windows_or_alerts(
+    settings: Settings, clean_settings: Settings, tmp_path: Path
+) -> None:
+    sim = tmp_path / "sim"
+    gridalarm(
+        settings,
+        "simulate", "--streams", "10", "--days", "0.4", "--window", "1m",
+        "--incidents", "outage,hold_storm,disconnect_storm", "--seed", "23", "--out", str(sim),
+    )  # fmt: skip
+    events = sim / "events.jsonl"
+    gridalarm(settings, "produce", "replay", str(events), "--speed", "max", "--quiet")
+    total = end_offsets(settings, "events")
+    assert 20_000 < total < 100_000
+    group = f"{settings.topic_prefix}-worker"
+
+    # -- the first worker: killed once it has committed some but not all of the events ---------
+    with worker_process(settings, tmp_path / "worker-1.log", **SESSION) as first:
+
+        def some_committed() -> bool:
+            assert first.poll() is None, f"the first worker exited with {first.returncode}"
+            return committed(settings, group) >= total // 3
+
+        wait_until(some_committed, 180, "the first worker to commit a third of the events", 0.1)
+        first.kill()  # SIGKILL: no flush, no commit, no changelog write after this
+        first.wait()
+    at_kill = committed(settings, group)
+    assert 0 < at_kill < total, (
+        f"the first worker committed {at_kill} of {total} before the kill: make the data larger"
+    )
+    assert end_offsets(settings, "windows") > 0, "the first worker published no window"
+
+    # -- a second worker with the same id (group, tables) takes over -----------------------------
+    with worker_process(settings, tmp_path / "worker-2.log", **SESSION) as second:
+        wait_for_worker(settings, second, timeout=300)
+
+    # -- a clean single-worker run of the same file on other topics ------------------------------
+    gridalarm(clean_settings, "produce", "replay", str(events), "--speed", "max", "--quiet")
+    with worker_process(clean_settings, tmp_path / "worker-clean.log") as clean:
+        wait_for_worker(clean_settings, clean, timeout=300)
+
+    windows = by_key(read_topic(settings, "windows"), "stream", "start")
+    scores = by_key(read_topic(settings, "scores"), "stream", "start")
+    alerts = opened(read_topic(settings, "alerts"))
+    ref_windows = by_key(read_topic(clean_settings, "windows"), "stream", "start")
+    ref_scores = by_key(read_topic(clean_settings, "scores"), "stream", "start")
+    ref_alerts = opened(read_topic(clean_settings, "alerts"))
+    assert ref_windows and ref_alerts, "the clean run has no windows or no alerts to compare"
+    assert all(len(v) == 1 for v in ref_windows.values())
+
+    # No window missing (nor extra) against the clean run.
+    missing = sorted(set(ref_windows) - set(windows))
+    extra = sorted(set(windows) - set(ref_windows))
+    assert not missing, f"{len(missing)} windows missing after the restart, e.g. {missing[:5]}"
+    assert not extra, f"{len(extra)} windows the clean run does not have, e.g. {extra[:5]}"
+    # A window published twice carries identical values, and the clean run's.
+    changed = differences({k: v for k, v in windows.items() if len(v) > 1}, ref_windows)
+    assert not changed, f"windows published with different values: {changed}"
+    assert not (differ := differences(windows, ref_windows)), f"windows: {differ}"
+    # Every window scored, a repeated score identical, as in the clean run.
+    assert set(scores) == set(ref_scores)
+    changed = differences({k: v for k, v in scores.items() if len(v) > 1}, ref_scores)
+    assert not changed, f"scores published with different values: {changed}"
+    assert not (differ := differences(scores, ref_scores)), f"scores: {differ}"
+
+    # No alert_id opened twice with different content; the same alerts as the clean run.
+    twice = {k: v for k, v in alerts.items() if len(v) > 1}
+    assert not twice, f"{len(twice)} alert_ids have two different open messages: {twice}"
+    assert set(alerts) == set(ref_alerts)
