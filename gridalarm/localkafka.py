@@ -434,7 +434,17 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # alive, owned by someone else
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited but not been reaped: a broker started by a process that is
+    gone belongs to init, and where init does not reap (a container) it stays a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def _port_open(host: str, port: int, timeout: float = 1.0) -> bool:
