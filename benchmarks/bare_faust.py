@@ -16,18 +16,25 @@ import faust
 
 def main() -> None:
     bootstrap, topic_name, partitions, group = sys.argv[1:5]
+    # Faust's Worker exits through SystemExit on SIGTERM, so the context removes the data dir.
+    with tempfile.TemporaryDirectory(prefix="bare-faust-") as datadir:
+        run(bootstrap, topic_name, int(partitions), group, datadir)
+
+
+def run(bootstrap: str, topic_name: str, partitions: int, group: str, datadir: str) -> None:
+    """Run the draining agent until the process is stopped."""
     app = faust.App(
         group,
         broker=f"kafka://{bootstrap}",
         store="memory://",
         web_enabled=False,
-        topic_partitions=int(partitions),
+        topic_partitions=partitions,
         stream_wait_empty=False,
         broker_max_poll_records=5000,
         broker_commit_interval=1.0,
-        datadir=tempfile.mkdtemp(prefix="bare-faust-"),
+        datadir=datadir,
     )
-    topic = app.topic(topic_name, key_type=bytes, value_type=bytes, partitions=int(partitions))
+    topic = app.topic(topic_name, key_type=bytes, value_type=bytes, partitions=partitions)
 
     @app.agent(topic)
     async def drain(stream: faust.StreamT) -> None:

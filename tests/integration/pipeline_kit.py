@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient
 
 from gridalarm.config import Settings
+from gridalarm.topics import ensure_topics
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -146,3 +150,55 @@ def read_topic(settings: Settings, kind: str) -> list[dict[str, Any]]:
         return out
     finally:
         consumer.close()
+
+
+@contextmanager
+def second_prefix(settings: Settings, suffix: str) -> Iterator[Settings]:
+    """The same settings on another topic prefix (its own topics and worker group); on exit
+    both prefixes' topics go, the workers' changelog topics included."""
+    other = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}-{suffix}"})
+    ensure_topics(other, other.kafka)
+    try:
+        yield other
+    finally:
+        delete_prefixed_topics(other)
+        delete_prefixed_topics(settings)
+
+
+def delete_prefixed_topics(settings: Settings) -> None:
+    """Best effort: the prefix's topics and its worker's changelog and assignor topics."""
+    with contextlib.suppress(Exception):
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka, bootstrap_timeout_ms=5000)
+        try:
+            mine = (f"{settings.topic_prefix}.", f"{settings.topic_prefix}-worker")
+            names = [t for t in admin.list_topics() if t.startswith(mine)]
+            if names:
+                admin.delete_topics(names)
+        finally:
+            admin.close()
+
+
+def by_key(messages: Iterable[dict[str, Any]], *fields: str) -> dict[tuple, set[bytes]]:
+    """Key (the given fields) → the distinct contents published under it."""
+    out: dict[tuple, set[bytes]] = defaultdict(set)
+    for message in messages:
+        out[tuple(message[f] for f in fields)].add(
+            orjson.dumps(message, option=orjson.OPT_SORT_KEYS)
+        )
+    return dict(out)
+
+
+def differences(ours: dict[tuple, set[bytes]], reference: dict[tuple, set[bytes]]) -> str:
+    """The keys whose contents differ from the reference, the first one shown in full."""
+    keys = sorted(k for k in ours if ours[k] != reference.get(k))
+    if not keys:
+        return ""
+    first = keys[0]
+    shown = "\n".join(f"  published: {c.decode()}" for c in sorted(ours[first]))
+    expected = "\n".join(f"  reference: {c.decode()}" for c in sorted(reference.get(first, ())))
+    return f"{len(keys)} differ, e.g. {keys[:5]}; {first}:\n{shown}\n{expected}"
+
+
+def opened(alerts: Iterable[dict[str, Any]]) -> dict[tuple, set[bytes]]:
+    """alert_id → the distinct ``open`` messages published for it."""
+    return by_key((a for a in alerts if a["state"] == "open"), "alert_id")

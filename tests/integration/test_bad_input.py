@@ -10,7 +10,6 @@ the same good lines replayed alone on a second set of topics.
 from __future__ import annotations
 
 import base64
-import contextlib
 import random
 import time
 from collections import Counter
@@ -21,12 +20,10 @@ from typing import Any
 import orjson
 import pytest
 from kafka import KafkaConsumer, TopicPartition
-from kafka.admin import KafkaAdminClient
-from pipeline_kit import gridalarm, read_topic, wait_for_worker, worker_process
+from pipeline_kit import gridalarm, read_topic, second_prefix, wait_for_worker, worker_process
 
 from gridalarm.config import Settings
 from gridalarm.messages import schema, validate
-from gridalarm.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -44,24 +41,8 @@ def settings(kafka_settings: Settings) -> Settings:
 @pytest.fixture
 def clean_settings(settings: Settings) -> Iterator[Settings]:
     """The same settings on a second topic prefix (its own topics and worker group)."""
-    other = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}-clean"})
-    ensure_topics(other, other.kafka)
-    yield other
-    _delete_prefixed_topics(other)
-    _delete_prefixed_topics(settings)  # the worker's changelog topics; the fixture has the rest
-
-
-def _delete_prefixed_topics(settings: Settings) -> None:
-    """Best effort: the prefix's topics and its worker's changelog and assignor topics."""
-    with contextlib.suppress(Exception):
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka, bootstrap_timeout_ms=5000)
-        try:
-            mine = (f"{settings.topic_prefix}.", f"{settings.topic_prefix}-worker")
-            names = [t for t in admin.list_topics() if t.startswith(mine)]
-            if names:
-                admin.delete_topics(names)
-        finally:
-            admin.close()
+    with second_prefix(settings, "clean") as other:
+        yield other
 
 
 # -- the malformed lines -----------------------------------------------------------------------

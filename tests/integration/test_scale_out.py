@@ -8,28 +8,27 @@ what a single worker publishes for the same file on other topics.
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import orjson
 import pytest
 from kafka.admin import KafkaAdminClient
 from pipeline_kit import (
+    by_key,
     committed,
+    differences,
     end_offsets,
     gridalarm,
+    opened,
     read_topic,
+    second_prefix,
     wait_for_worker,
     wait_until,
     worker_process,
 )
 
 from gridalarm.config import Settings
-from gridalarm.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -45,24 +44,8 @@ def settings(kafka_settings: Settings) -> Settings:
 @pytest.fixture
 def single_settings(settings: Settings) -> Iterator[Settings]:
     """The same settings on a second topic prefix (its own topics and worker group)."""
-    other = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}-single"})
-    ensure_topics(other, other.kafka)
-    yield other
-    _delete_prefixed_topics(other)
-    _delete_prefixed_topics(settings)  # the workers' changelog topics; the fixture has the rest
-
-
-def _delete_prefixed_topics(settings: Settings) -> None:
-    """Best effort: the prefix's topics and its worker's changelog and assignor topics."""
-    with contextlib.suppress(Exception):
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka, bootstrap_timeout_ms=5000)
-        try:
-            mine = (f"{settings.topic_prefix}.", f"{settings.topic_prefix}-worker")
-            names = [t for t in admin.list_topics() if t.startswith(mine)]
-            if names:
-                admin.delete_topics(names)
-        finally:
-            admin.close()
+    with second_prefix(settings, "single") as other:
+        yield other
 
 
 # -- who has which partitions ------------------------------------------------------------------
@@ -114,31 +97,6 @@ def logged_share(log: Path, topic: str) -> set[int]:
 
 
 # -- comparing outputs -------------------------------------------------------------------------
-
-
-def by_key(messages: Iterable[dict[str, Any]], *fields: str) -> dict[tuple, set[bytes]]:
-    """Key (the given fields) → the distinct contents published under it."""
-    out: dict[tuple, set[bytes]] = defaultdict(set)
-    for message in messages:
-        content = orjson.dumps(message, option=orjson.OPT_SORT_KEYS)
-        out[tuple(message[f] for f in fields)].add(content)
-    return dict(out)
-
-
-def differences(ours: dict[tuple, set[bytes]], reference: dict[tuple, set[bytes]]) -> str:
-    """The keys whose contents differ from the reference, the first one shown in full."""
-    keys = sorted(k for k in ours if ours[k] != reference.get(k))
-    if not keys:
-        return ""
-    first = keys[0]
-    shown = "\n".join(f"  published: {c.decode()}" for c in sorted(ours[first]))
-    expected = "\n".join(f"  reference: {c.decode()}" for c in sorted(reference.get(first, ())))
-    return f"{len(keys)} differ, e.g. {keys[:5]}; {first}:\n{shown}\n{expected}"
-
-
-def opened(alerts: Iterable[dict[str, Any]]) -> dict[tuple, set[bytes]]:
-    """alert_id → the distinct ``open`` messages published for it."""
-    return by_key((a for a in alerts if a["state"] == "open"), "alert_id")
 
 
 def test_two_workers_split_the_partitions_and_together_publish_what_one_worker_does(
