@@ -16,7 +16,7 @@ STAMP := $(VENV)/.installed
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install lint test demo bench kafka-start kafka-stop clean
+.PHONY: install lint test demo bench evaluate bundled-models kafka-start kafka-stop clean
 
 install: $(STAMP)
 
@@ -49,6 +49,14 @@ demo: install
 
 bench: install
 	$(BIN)/python -m benchmarks.run
+
+# The standard evaluations (simulator, NAB, NASA MSL; ~10-20 min); writes the table into README.
+evaluate: install
+	$(BIN)/python -m gridalarm.evaluation.standard --readme
+
+# Retrain the lstm-forecast artifacts shipped in models/artifacts (about 1 minute).
+bundled-models: install
+	$(BIN)/python tools/train_bundled_models.py
 
 kafka-start: install
 	$(BIN)/gridalarm kafka start

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks import detection, worker_throughput
+from benchmarks import detection, lstm_step, worker_throughput
 
 
 def main() -> None:
@@ -10,6 +10,8 @@ def main() -> None:
     worker_throughput.main([])
     print("== detection on simulated pools (in-process, the worker's scoring code) ==")
     detection.main([])
+    print("== LSTM streaming step, per-stream Keras baseline, state size, training time ==")
+    lstm_step.main([])
 
 
 if __name__ == "__main__":

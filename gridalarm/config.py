@@ -76,7 +76,16 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(default=1_000_000, ge=1024)
     # NoDecode: a comma list in GRIDALARM_FEATURES is split below, not parsed as JSON.
     features: Annotated[tuple[str, ...], NoDecode] = DEFAULT_FEATURES
-    detector: str = Field(default="baseline", description="detector name from the registry")
+    detector: str = Field(
+        default="lstm-forecast",
+        description="baseline, lstm-forecast or lstm-classifier (see gridalarm.models.registry)",
+    )
+    model: Path | None = Field(
+        default=None,
+        description="LSTM model artifact, or a folder of them (the newest is used and followed); "
+        "unset: the artifact bundled with gridalarm",
+    )
+    model_poll: float = Field(default=30.0, description="seconds between looks for a new model")
     threshold: float = Field(default=50.0, ge=0, le=100, description="score that is anomalous")
     open_after: int = Field(default=2, ge=1, description="anomalous windows that open an alert")
     resolve_after: int = Field(default=2, ge=1, description="normal windows that end an alert")
@@ -86,7 +95,9 @@ class Settings(BaseSettings):
     web_port: int = Field(default=6066, ge=0, le=65535)
     state_dir: Path = Field(default=Path(".state"))
 
-    @field_validator("window", "lateness", "max_future", "idle_timeout", mode="before")
+    @field_validator(
+        "window", "lateness", "max_future", "idle_timeout", "model_poll", mode="before"
+    )
     @classmethod
     def _durations(cls, value: Any) -> Any:
         return None if value is None or value == "" else parse_duration(value)

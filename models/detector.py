@@ -24,6 +24,9 @@ class DetectorOutput:
     share: np.ndarray  # (n, F) each feature's share of the evidence; rows sum to 1 or 0
     states: list[Any]  # new per-stream states, JSON-ready
     ready: np.ndarray  # (n,) bool: False while a stream is still warming up (cold start)
+    # (n,) bool or None (all): may the threshold learn from this window's evidence? False
+    # while the evidence is still building up (a run of silence), so it cannot raise the bar.
+    learn: np.ndarray | None = None
 
 
 class Detector(Protocol):
@@ -40,6 +43,31 @@ class Detector(Protocol):
 class Threshold(Protocol):
     """Turns raw evidence into a 0..100 score; may keep per-stream state of its own."""
 
-    def apply(self, raw: np.ndarray, states: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
-        """Return (scores in 0..100, new states)."""
+    def apply(
+        self, raw: np.ndarray, states: Sequence[Any], learn: np.ndarray | None = None
+    ) -> tuple[np.ndarray, list[Any]]:
+        """Return (scores in 0..100, new states); ``learn`` masks windows not to learn from."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A detector step passed through its threshold: what the scorer turns into messages."""
+
+    scores: np.ndarray  # (n,) 0..100; 0 where not ready
+    expected: np.ndarray  # (n, F)
+    share: np.ndarray  # (n, F)
+    states: list[Any]  # new per-stream states, JSON-ready
+    ready: np.ndarray  # (n,) bool
+    models: list[str]  # (n,) "name@version" of the model that scored each row
+
+
+class ScoringModel(Protocol):
+    """A detector with its threshold (or a composition of them): windows in, 0..100 scores out."""
+
+    name: str
+    version: str
+
+    def score(self, x: np.ndarray, states: Sequence[Any]) -> Scored:
+        """``x`` is (n, F) observed window values; ``states[i]`` is stream i's state or None."""
         ...

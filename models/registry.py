@@ -1,37 +1,114 @@
-"""Detector names → constructors. The CLI and the worker build detectors only through here."""
+"""Detector names → scoring models. The CLI, the worker and the evaluator build models here only.
+
+``baseline`` needs no training. The LSTM detectors read the newest artifact of a model folder
+(``gridalarm train`` makes one; one small ``lstm-forecast`` artifact ships inside the package
+for the demo), follow new versions in that folder, and leave a stream to the baseline until it
+has warmed up (:class:`~gridalarm.models.compose.ColdStart`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from dataclasses import dataclass
+from pathlib import Path
 
+from gridalarm.models.artifact import Artifact, ArtifactError, ArtifactWatcher
 from gridalarm.models.baseline import BaselineConfig, RobustZBaseline
-from gridalarm.models.detector import Detector, Threshold
-from gridalarm.models.thresholds import RatioThreshold
+from gridalarm.models.compose import ColdStart, HotSwap, Thresholded
+from gridalarm.models.detector import ScoringModel
+from gridalarm.models.lstm_classifier import ClassifierDetector
+from gridalarm.models.lstm_forecast import ForecastDetector
+from gridalarm.models.thresholds import (
+    ProbabilityThreshold,
+    QuantileThreshold,
+    QuantileThresholdConfig,
+    RatioThreshold,
+)
 
 # The baseline's evidence is a z-score of a count tail; 4.5 keeps false alarms near one per
 # stream-week on the simulator at 1-minute windows (measured with open_after=2).
 BASELINE_ALARM_Z = 4.5
 
-# name -> (detector factory taking min_history and history, threshold factory)
-_DETECTORS: dict[str, Callable[[int, int], tuple[Detector, Threshold]]] = {
-    "baseline": lambda min_history, history: (
-        RobustZBaseline(BaselineConfig(history=history, min_history=min_history)),
-        RatioThreshold(alarm=BASELINE_ALARM_Z),
-    ),
-}
+# Artifacts that ship with the package: lstm-forecast trained on simulated pools, one per
+# window size (``artifacts/lstm-forecast-60s``, ``-3600s``; ``make bundled-models``).
+BUNDLED_MODELS = Path(__file__).resolve().parent / "artifacts"
+
+DETECTORS = ("baseline", "lstm-classifier", "lstm-forecast")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelOptions:
+    """What a scoring model is built from (the settings' model part)."""
+
+    min_history: int = 12  # windows before the baseline scores a stream
+    history: int = 168  # windows: the baseline's memory
+    model_path: Path | None = None  # artifact or folder of artifacts; None: the bundled one
+    poll: float = 30.0  # seconds between looks for a newer artifact
+    features: tuple[str, ...] | None = None  # the worker's features: an artifact must match
+    window: float | None = None  # the worker's window: picks the bundled artifact
 
 
 def detector_names() -> list[str]:
     """Names the ``detector`` setting accepts."""
-    return sorted(_DETECTORS)
+    return list(DETECTORS)
 
 
-def build_detector(name: str, min_history: int, history: int) -> tuple[Detector, Threshold]:
-    """The detector called ``name`` with its threshold; ValueError names the known ones."""
-    try:
-        factory = _DETECTORS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown detector {name!r}; known: {', '.join(detector_names())}"
-        ) from None
-    return factory(min_history, history)
+def baseline_parts(min_history: int, history: int) -> tuple[RobustZBaseline, RatioThreshold]:
+    """The baseline detector and its threshold."""
+    return (
+        RobustZBaseline(BaselineConfig(history=history, min_history=min_history)),
+        RatioThreshold(alarm=BASELINE_ALARM_Z),
+    )
+
+
+def lstm_model(artifact: Artifact, features: tuple[str, ...] | None = None) -> ScoringModel:
+    """The thresholded streaming detector of one LSTM artifact (for windows of ``features``)."""
+    trained = tuple(artifact.metadata["features"])
+    if features is not None and trained != tuple(features):
+        raise ArtifactError(
+            f"{artifact.path} was trained on features {','.join(trained)}, but the features "
+            f"setting is {','.join(features)}; set GRIDALARM_FEATURES to match or retrain"
+        )
+    if artifact.detector == "lstm-forecast":
+        levels = artifact.metadata.get("threshold", {})
+        return Thresholded(
+            ForecastDetector.from_artifact(artifact),
+            QuantileThreshold(QuantileThresholdConfig(**levels)),
+        )
+    if artifact.detector == "lstm-classifier":
+        return Thresholded(ClassifierDetector.from_artifact(artifact), ProbabilityThreshold())
+    raise ValueError(f"{artifact.path}: unknown detector {artifact.detector!r} in its metadata")
+
+
+def bundled_model(name: str, window: float | None) -> Path:
+    """The bundled artifact of ``name`` trained at the window size nearest ``window``."""
+    prefix = f"{name}-"
+    found = {
+        float(p.name[len(prefix) : -1]): p
+        for p in BUNDLED_MODELS.glob(f"{prefix}*s")
+        if (p / "metadata.json").is_file()
+    }
+    if not found:
+        raise ArtifactError(
+            f"no bundled {name} model; train one with `gridalarm train --detector {name} "
+            "--out DIR` and set GRIDALARM_MODEL=DIR"
+        )
+    target = window or 3600.0
+    # Nearest on a log scale: a 5-minute pool is closer to 1-minute than to hourly dynamics.
+    best = min(found, key=lambda w: abs(math.log(w / target)))
+    return found[best]
+
+
+def build_model(name: str, options: ModelOptions | None = None) -> ScoringModel:
+    """The scoring model called ``name``; ValueError (one line) names the known ones."""
+    options = options or ModelOptions()
+    if name not in DETECTORS:
+        raise ValueError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
+    baseline = Thresholded(*baseline_parts(options.min_history, options.history))
+    if name == "baseline":
+        return baseline
+    root = options.model_path or bundled_model(name, options.window)
+    watcher = ArtifactWatcher(Path(root), name, options.poll)
+    return ColdStart(
+        HotSwap(watcher, lambda artifact: lstm_model(artifact, options.features)), baseline
+    )

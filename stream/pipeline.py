@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from gridalarm.config import Settings
 from gridalarm.messages import TimeBounds
-from gridalarm.models.registry import build_detector
+from gridalarm.models.registry import ModelOptions, build_model
 from gridalarm.stream.alerting import AlertPolicy
 from gridalarm.stream.processor import PartitionProcessor
 from gridalarm.stream.scoring import Scorer, ScoringConfig
@@ -29,15 +29,22 @@ class Pipeline:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Pipeline:
-        detector, threshold = build_detector(
-            settings.detector, settings.min_history, settings.history
+        model = build_model(
+            settings.detector,
+            ModelOptions(
+                min_history=settings.min_history,
+                history=settings.history,
+                model_path=settings.model,
+                poll=settings.model_poll,
+                features=settings.features,
+                window=settings.window,
+            ),
         )
         policy = AlertPolicy(open_after=settings.open_after, resolve_after=settings.resolve_after)
         return cls(
             windower=Windower(WindowConfig(settings.window, settings.lateness, settings.features)),
             scorer=Scorer(
-                detector,
-                threshold,
+                model,
                 ScoringConfig(
                     features=settings.features, threshold=settings.threshold, policy=policy
                 ),

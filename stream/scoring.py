@@ -1,8 +1,9 @@
 """Closed windows → window, score and alert messages: the one code path that scores a window.
 
-The Faust worker and the offline evaluator both call :meth:`Scorer.score`; it runs the detector
-once per window start over every stream whose window closed there (one batched call, never one
-per stream), applies the threshold, and steps each stream's alert state machine.
+The Faust worker and the offline evaluator both call :meth:`Scorer.score`; it runs the scoring
+model (detector + threshold, see :mod:`gridalarm.models.compose`) once per window start over
+every stream whose window closed there (one batched call, never one per stream), and steps each
+stream's alert state machine.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from gridalarm.messages import VERSION
-from gridalarm.models.detector import Detector, Threshold
+from gridalarm.models.detector import ScoringModel
 from gridalarm.stream.alerting import AlertPolicy, ScoredWindow, step_alert
 from gridalarm.stream.windows import ClosedWindow, StreamState
 from gridalarm.timeutil import format_time
@@ -58,13 +59,11 @@ def _number(value: float) -> float | int:
 
 
 class Scorer:
-    """Scores closed windows with one detector and threshold; pure apart from the states."""
+    """Scores closed windows with one scoring model; pure apart from the states."""
 
-    def __init__(self, detector: Detector, threshold: Threshold, config: ScoringConfig) -> None:
-        self.detector = detector
-        self.threshold = threshold
+    def __init__(self, model: ScoringModel, config: ScoringConfig) -> None:
+        self.model = model
         self.config = config
-        self.model = f"{detector.name}@{detector.version}"
 
     def score(self, closed: list[ClosedWindow], states: dict[str, StreamState]) -> Outputs:
         """Score ``closed`` (any order) and update ``states[stream].detector``/``.alert``."""
@@ -81,15 +80,14 @@ class Scorer:
     ) -> None:
         features = self.config.features
         x = np.array([w.values for w in group], dtype=float)
-        saved = [states[w.stream].detector or [None, None] for w in group]
-        result = self.detector.step(x, [s[0] for s in saved])
-        scores, thr_states = self.threshold.apply(result.raw, [s[1] for s in saved])
+        result = self.model.score(x, [states[w.stream].detector for w in group])
         for i, window in enumerate(group):
             state = states[window.stream]
-            state.detector = [result.states[i], thr_states[i]]
-            score = float(np.clip(scores[i], 0.0, 100.0)) if result.ready[i] else 0.0
+            state.detector = result.states[i]
+            score = float(result.scores[i]) if result.ready[i] else 0.0
             anomalous = score >= self.config.threshold
             explain = self._explain(x[i], result.expected[i], result.share[i]) if anomalous else []
+            model = result.models[i]
             out.windows.append(window_message(window, features))
             out.scores.append(
                 {
@@ -99,12 +97,12 @@ class Scorer:
                     "end": format_time(window.end),
                     "score": round(score, 2),
                     "anomalous": anomalous,
-                    "model": self.model,
+                    "model": model,
                     "explain": explain,
                 }
             )
             scored = ScoredWindow(
-                window.stream, window.start, window.end, score, anomalous, self.model, explain
+                window.stream, window.start, window.end, score, anomalous, model, explain
             )
             state.alert, alert = step_alert(state.alert, scored, self.config.policy)
             if alert is not None:

@@ -32,6 +32,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # 3.11, warning ~200 times per import; the noise would bury our own warnings.
     for message in ("read_text is deprecated", "open_text is deprecated"):
         config.addinivalue_line("filterwarnings", f"ignore:{message}:DeprecationWarning")
+    # Keras 3 converts TensorFlow tensors with np.array(x, copy=False) and warns on numpy 2.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -41,9 +41,9 @@ def fail(message: str) -> typer.Exit:
 
 def _register() -> None:
     # Imported here so that `gridalarm --help` stays fast and each group owns its module.
-    from gridalarm.cli import alerts, demo, kafka, produce, simulate, worker
+    from gridalarm.cli import alerts, demo, kafka, models, produce, simulate, worker
 
-    for module in (kafka, produce, simulate, worker, alerts, demo):
+    for module in (kafka, produce, simulate, worker, alerts, demo, models):
         module.register(app)
 
 
@@ -60,7 +60,9 @@ def main() -> None:
             where = err.ctx.command_path if err.ctx else "gridalarm"
             typer.echo(f"gridalarm: {message} (see '{where} --help')", err=True)
         sys.exit(2)
-    except (ConfigError, CliError, LocalKafkaError, KafkaSetupError) as err:
+    except (ConfigError, CliError, LocalKafkaError, KafkaSetupError, ValueError) as err:
+        # ValueError: the data and model errors (DatasetError, ArtifactError, HistoryError)
+        # derive from it and carry one-line messages.
         typer.echo(f"gridalarm: {err}", err=True)
         sys.exit(2)
     except (KeyboardInterrupt, typer.Abort):

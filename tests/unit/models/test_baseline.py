@@ -13,7 +13,8 @@ import orjson
 import pytest
 
 from gridalarm.models.baseline import BaselineConfig, RobustZBaseline
-from gridalarm.models.registry import build_detector
+from gridalarm.models.compose import Thresholded
+from gridalarm.models.registry import baseline_parts
 from gridalarm.stream.alerting import AlertPolicy
 from gridalarm.stream.scoring import Scorer, ScoringConfig
 from gridalarm.stream.windows import ClosedWindow, StreamState
@@ -43,7 +44,7 @@ SIZE = 3600.0
 
 
 def baseline() -> tuple[Any, Any]:
-    return build_detector("baseline", MIN_HISTORY, 168)
+    return baseline_parts(MIN_HISTORY, 168)
 
 
 class Series:
@@ -91,8 +92,7 @@ def test_cold_start_scores_zero_until_min_history() -> None:
 def test_cold_start_through_the_scorer() -> None:
     detector, threshold = baseline()
     scorer = Scorer(
-        detector,
-        threshold,
+        Thresholded(detector, threshold),
         ScoringConfig(features=FEATURES, policy=AlertPolicy(open_after=1)),
     )
     states = {"a": StreamState()}
@@ -151,7 +151,8 @@ def test_a_surge_of_one_kind_is_anomalous_and_explained_by_that_kind() -> None:
 def test_explanation_through_the_scorer_names_the_feature_that_moved() -> None:
     detector, threshold = baseline()
     scorer = Scorer(
-        detector, threshold, ScoringConfig(features=FEATURES, policy=AlertPolicy(open_after=1))
+        Thresholded(detector, threshold),
+        ScoringConfig(features=FEATURES, policy=AlertPolicy(open_after=1)),
     )
     states = {"a": StreamState()}
     rng = np.random.default_rng(4)

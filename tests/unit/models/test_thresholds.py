@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gridalarm.models.registry import build_detector, detector_names
+from gridalarm.models.registry import baseline_parts, build_model, detector_names
 from gridalarm.models.thresholds import RatioThreshold
 
 
@@ -36,10 +36,10 @@ def test_ratio_threshold_passes_states_through() -> None:
 def test_registry_lists_baseline_and_rejects_unknown_names() -> None:
     assert "baseline" in detector_names()
     with pytest.raises(ValueError, match="baseline"):
-        build_detector("no-such-model", 12, 168)
+        build_model("no-such-model")
 
 
 def test_registry_baseline_threshold_scores_no_evidence_as_zero() -> None:
-    _, threshold = build_detector("baseline", 12, 168)
+    _, threshold = baseline_parts(12, 168)
     scores, _ = threshold.apply(np.array([0.0]), [None])
     assert scores.tolist() == [0.0]

@@ -13,6 +13,7 @@ import pytest
 
 from gridalarm.messages import TimeBounds, heartbeat_message, validate
 from gridalarm.models.baseline import BaselineConfig, RobustZBaseline
+from gridalarm.models.compose import Thresholded
 from gridalarm.models.detector import DetectorOutput
 from gridalarm.models.thresholds import RatioThreshold
 from gridalarm.stream.processor import BatchResult, PartitionProcessor, RawMessage
@@ -53,8 +54,10 @@ def components(
     return {
         "windower": Windower(WindowConfig(size=size, lateness=lateness, features=FEATURES)),
         "scorer": Scorer(
-            detector or RobustZBaseline(BaselineConfig(min_history=3, history=20)),
-            RatioThreshold(alarm=4.0),
+            Thresholded(
+                detector or RobustZBaseline(BaselineConfig(min_history=3, history=20)),
+                RatioThreshold(alarm=4.0),
+            ),
             ScoringConfig(features=FEATURES),
         ),
         "bounds": TimeBounds(max_future=3600.0, clock=lambda: NOW),

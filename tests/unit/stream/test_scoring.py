@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from gridalarm.messages import validate
+from gridalarm.models.compose import Thresholded
 from gridalarm.models.detector import DetectorOutput
 from gridalarm.models.thresholds import RatioThreshold
 from gridalarm.stream.alerting import AlertPolicy
@@ -70,8 +71,7 @@ def window(stream: str, k: int, values: Sequence[float], events: int = 0) -> Clo
 
 def scorer(detector: Any, threshold: float = 50.0, **config: Any) -> Scorer:
     return Scorer(
-        detector,
-        RatioThreshold(alarm=4.0),  # raw 4 -> score 50
+        Thresholded(detector, RatioThreshold(alarm=4.0)),  # raw 4 -> score 50
         ScoringConfig(features=FEATURES, threshold=threshold, policy=POLICY, **config),
     )
 
@@ -237,7 +237,7 @@ def test_scores_are_clipped_to_0_100() -> None:
         def apply(self, raw: np.ndarray, states: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
             return np.where(raw > 5, 250.0, -20.0), list(states)
 
-    sc = Scorer(SpyDetector(), Wild(), ScoringConfig(features=FEATURES, policy=POLICY))
+    sc = Scorer(Thresholded(SpyDetector(), Wild()), ScoringConfig(features=FEATURES, policy=POLICY))
     out = sc.score(
         [window("a", 0, [9, 0, 0, 0]), window("b", 0, [1, 0, 0, 0])], states_for("a", "b")
     )

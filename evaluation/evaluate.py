@@ -1,0 +1,197 @@
+"""One evaluation: a detector over a labelled set, its metrics, NAB scores and report folder.
+
+Where a detector needs a trained model and none is given, it is trained here on the data's own
+training part only (``LabelledStream.train_until``: NAB's probationary 15%, MSL's train split),
+so nothing the evaluation scores was seen in training.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gridalarm.evaluation.datasets import LabelledSet, LabelledStream
+from gridalarm.evaluation.metrics import detection_metrics
+from gridalarm.evaluation.runner import RunConfig, StreamRun, replay, window_of
+from gridalarm.models.detector import ScoringModel
+from gridalarm.models.registry import ModelOptions, build_model, bundled_model
+from gridalarm.models.training import Series, TrainConfig, TrainingData
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationConfig:
+    """What to evaluate and how."""
+
+    detector: str = "lstm-forecast"
+    model: Path | None = None  # artifact (folder); None: train on the data's training part
+    run: RunConfig = field(default_factory=RunConfig)
+    options: ModelOptions = field(default_factory=ModelOptions)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    grace_windows: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """The figures and the per-stream runs behind them."""
+
+    metrics: dict[str, Any]
+    runs: list[StreamRun]
+    model: str
+
+
+def training_data(data: LabelledSet, labelled: bool) -> TrainingData:
+    """The training part of each stream (all of it when the set has no split)."""
+    series = []
+    for stream in data.streams:
+        stop = len(stream.starts)
+        if stream.train_until is not None:
+            stop = int(np.searchsorted(stream.starts, stream.train_until, side="left"))
+        if stop < 2:
+            continue
+        labels = window_labels(stream)[:stop] if labelled else None
+        series.append(Series(stream.name, stream.values[:stop], labels))
+    window = data.window or float(np.median([window_of(s, 0.0) for s in data.streams]))
+    return TrainingData(data.features, window, tuple(series), source=data.name)
+
+
+def window_labels(stream: LabelledStream) -> np.ndarray:
+    """Per window: does it overlap a labelled interval?"""
+    size = window_of(stream, 0.0)
+    flags = np.zeros(len(stream.starts), dtype=bool)
+    for start, end in stream.labels:
+        flags |= (stream.starts < end) & (stream.starts + size > start)
+    return flags
+
+
+def model_path(config: EvaluationConfig, data: LabelledSet, workdir: Path) -> Path | None:
+    """The artifact to evaluate: the given one, one trained on the data's own training part
+    (NAB's probation, MSL's train split), or else the bundled one for the data's window. Data
+    without a split never trains the model that scores it: that would be look-ahead."""
+    if config.detector == "baseline":
+        return None
+    if config.model is not None:
+        return config.model
+    if any(s.train_until is not None for s in data.streams):
+        path = workdir / f"{config.detector}-model"
+        if not path.exists():
+            from gridalarm.models.training import train
+
+            labelled = config.detector == "lstm-classifier"
+            train(
+                training_data(data, labelled),
+                _with_detector(config.train, config.detector),
+                path,
+                progress=False,
+            )
+        return path
+    return bundled_model(config.detector, data.window or None)
+
+
+def scoring_model(config: EvaluationConfig, data: LabelledSet, workdir: Path) -> ScoringModel:
+    """The scoring model to evaluate (see :func:`model_path`)."""
+    options = config.options
+    return build_model(
+        config.detector,
+        ModelOptions(
+            min_history=options.min_history,
+            history=options.history,
+            model_path=model_path(config, data, workdir),
+            poll=float("inf"),  # one model for the whole evaluation
+            features=data.features,
+            window=data.window or None,
+        ),
+    )
+
+
+def _with_detector(train: TrainConfig, detector: str) -> TrainConfig:
+    from dataclasses import replace
+
+    return replace(train, detector=detector)  # type: ignore[arg-type]
+
+
+def evaluate(
+    data: LabelledSet, config: EvaluationConfig, workdir: Path, model: ScoringModel | None = None
+) -> Evaluation:
+    """Score ``data`` and compute the detection metrics (scoring only the test part)."""
+    model = model or scoring_model(config, data, workdir)
+    started = time.perf_counter()
+    runs = replay(model, data, config.run)
+    seconds = time.perf_counter() - started
+    outcomes = [scored_part(run).outcome(window_of(run.stream, data.window)) for run in runs]
+    metrics = detection_metrics(outcomes, grace_windows=config.grace_windows).to_dict()
+    metrics = {
+        "dataset": data.name,
+        "detector": config.detector,
+        "model": f"{model.name}@{model.version}",
+        **metrics,
+        "replay_seconds": round(seconds, 2),
+    }
+    return Evaluation(metrics, runs, f"{model.name}@{model.version}")
+
+
+def scored_part(run: StreamRun) -> StreamRun:
+    """The run without its training rows (NAB probation, MSL train split): those are not scored."""
+    stream = run.stream
+    if stream.train_until is None:
+        return run
+    k = int(np.searchsorted(stream.starts, stream.train_until, side="left"))
+    part = LabelledStream(
+        stream.name, stream.starts[k:], stream.values[k:], stream.labels, None, stream.group
+    )
+    return StreamRun(
+        part,
+        run.scores[k:],
+        run.flagged[k:],
+        tuple(a for a in run.alerts if a[1] > stream.train_until),
+        run.models,
+    )
+
+
+def alert_scores(run: StreamRun) -> np.ndarray:
+    """NAB's ``anomaly_score`` per row: the score / 100 where an alert opened, else 0.
+
+    NAB counts every row at or over its threshold as a detection, so a detector whose score
+    stays high through an incident is charged a false positive for each row after the first.
+    Operators see one alert per incident, not one per window; this hands NAB exactly those.
+    """
+    out = np.zeros(len(run.scores))
+    starts = run.stream.starts
+    for began, _ in run.alerts:
+        rows = np.flatnonzero(starts == began)
+        if len(rows):
+            out[rows[0]] = run.scores[rows[0]] / 100.0
+    return np.clip(out, 0.0, 1.0)
+
+
+def nab_files(runs: Sequence[StreamRun], windows: dict[str, list[tuple[str, str]]]) -> list[Any]:
+    """The runs as the NAB scorer's files (alert openings), with NAB's own label windows."""
+    from gridalarm.evaluation.nab import NabFile
+    from gridalarm.timeutil import parse_time
+
+    files = []
+    for run in runs:
+        spans = tuple((parse_time(a), parse_time(b)) for a, b in windows.get(run.stream.name, []))
+        files.append(NabFile(run.stream.name, run.stream.starts, alert_scores(run), spans))
+    return files
+
+
+def write_results(out: Path, evaluation: Evaluation, title: str) -> Path:
+    """``metrics.json`` and the report (a PNG per stream and an index page) under ``out``."""
+    from gridalarm.evaluation.report import ReportEntry, write_report
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(evaluation.metrics, indent=2) + "\n")
+    entries = [
+        ReportEntry(
+            stream=run.stream, scores=run.scores, threshold=50.0, flagged=run.flagged,
+            alerts=run.alerts,
+        )
+        for run in evaluation.runs
+    ]  # fmt: skip
+    return write_report(out, title, entries, evaluation.metrics)

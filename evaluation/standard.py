@@ -1,0 +1,238 @@
+"""The evaluations behind ``gridalarm evaluate`` and the standard suite of ``make evaluate``.
+
+Suite (each detector beside the baseline, figures written into README between markers):
+- simulator, 50 streams x 4 weeks, all six incident kinds four times each, hourly and 5-minute
+  windows; the LSTMs train on other simulated pools (lstm-forecast: a normal month of 20
+  streams; lstm-classifier: a labelled month of 20 streams with incidents), never on the
+  evaluated one;
+- NAB (the nab-dev part): learned per corpus from each file's probationary 15% only;
+- NASA MSL: learned from the channels' train split, scored on the test split, point-wise
+  F1 without point adjustment.
+
+Run: ``make evaluate`` or ``python -m gridalarm.evaluation.standard [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from gridalarm.config import DEFAULT_FEATURES
+from gridalarm.evaluation.datasets import LabelledSet, load_msl, load_nab
+from gridalarm.evaluation.evaluate import (
+    Evaluation,
+    EvaluationConfig,
+    evaluate,
+    nab_files,
+    training_data,
+    write_results,
+)
+from gridalarm.evaluation.sources import SimulatedPool, simulated
+from gridalarm.models.scaling import ScalingConfig
+from gridalarm.models.training import train
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+INCIDENTS = (
+    "outage", "hold_storm", "eviction_wave", "disconnect_storm", "black_hole", "submit_flood"
+)  # fmt: skip
+# Gauges and telemetry are not counts: no log1p, and a spread floor in their own units.
+GAUGE_SCALING = ScalingConfig(transform="none", floor=1e-6)
+
+SUMMARY_KEYS = (
+    "point_precision", "point_recall", "point_f1", "event_precision", "event_recall",
+    "event_f1", "events", "detected", "mean_time_to_detect_windows", "alerts", "false_alarms",
+    "false_alarms_per_stream_day", "false_alarms_per_stream_week",
+)  # fmt: skip
+
+
+def summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of a metrics dict, rounded for people."""
+    out: dict[str, Any] = {"dataset": metrics["dataset"], "model": metrics["model"]}
+    for key in SUMMARY_KEYS:
+        value = metrics.get(key)
+        out[key] = round(value, 4) if isinstance(value, float) else value
+    return out
+
+
+def gauges(config: EvaluationConfig) -> EvaluationConfig:
+    """``config`` training on gauge scaling (NAB values, MSL telemetry are not counts)."""
+    return replace(config, train=replace(config.train, scaling=GAUGE_SCALING))
+
+
+def evaluate_labelled(
+    data: LabelledSet, config: EvaluationConfig, workdir: Path
+) -> tuple[dict[str, Any], Evaluation]:
+    """Metrics of ``config.detector`` on ``data`` (a labelled file, topic or MSL)."""
+    evaluation = evaluate(data, config, workdir)
+    return summary(evaluation.metrics), evaluation
+
+
+def evaluate_nab(
+    data: LabelledSet, config: EvaluationConfig, workdir: Path, out: Path | None
+) -> tuple[dict[str, Any], Evaluation]:
+    """NAB scores (three profiles) plus the detection metrics; NAB's results layout in ``out``."""
+    from gridalarm.evaluation.nab import nab_scores, read_windows
+    from gridalarm.evaluation.nab_results import write_nab_results
+
+    config = gauges(config)
+    evaluation = evaluate(data, config, workdir)
+    windows = read_windows(_nab_windows_file(data))
+    files = nab_files(evaluation.runs, windows)
+    result = {**summary(evaluation.metrics), "nab": nab_scores(files)}
+    if out is not None:
+        for run, file in zip(evaluation.runs, files, strict=True):
+            write_nab_results(out / "nab-results", config.detector, run.stream, file.scores)
+    return result, evaluation
+
+
+_NAB_ROOT: dict[str, Path] = {}
+
+
+def _nab_windows_file(data: LabelledSet) -> Path:
+    root = _NAB_ROOT.get(data.name) or SHARED_DATA / "nab-dev"
+    for candidate in (root / "labels" / "combined_windows.json", root / "combined_windows.json"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"{root}: no combined_windows.json")
+
+
+def load_nab_at(root: Path) -> LabelledSet:
+    """:func:`load_nab`, remembering where its label windows live."""
+    data = load_nab(root)
+    _NAB_ROOT[data.name] = Path(root)
+    return data
+
+
+def _simulator_suite(window: float, quick: bool, out: Path) -> list[dict[str, Any]]:
+    days = 7.0 if quick else 28.0
+    streams = 10 if quick else 50
+    repeat = 1 if quick else 4
+    evaluated = simulated(
+        SimulatedPool(streams, days, window, INCIDENTS * repeat, seed=1), DEFAULT_FEATURES
+    )
+    normal = simulated(SimulatedPool(20, days, window, (), seed=101), DEFAULT_FEATURES)
+    labelled = simulated(SimulatedPool(20, days, window, INCIDENTS * 2, seed=102), DEFAULT_FEATURES)
+    rows = []
+    workdir = out / f"models-{window:g}s"
+    workdir.mkdir(parents=True, exist_ok=True)
+    for detector, source in (
+        ("baseline", None), ("lstm-forecast", normal), ("lstm-classifier", labelled)
+    ):  # fmt: skip
+        config = EvaluationConfig(detector=detector)
+        model = None
+        if source is not None:
+            model = workdir / detector
+            if not model.exists():
+                started = time.perf_counter()
+                train(
+                    training_data(source, detector == "lstm-classifier"),
+                    replace(config.train, detector=detector),
+                    model,
+                    progress=False,
+                )
+                print(f"  trained {detector} on {source.name} in "
+                      f"{time.perf_counter() - started:.1f}s")  # fmt: skip
+        evaluation = evaluate(data=evaluated, config=replace(config, model=model),
+                              workdir=workdir)  # fmt: skip
+        write_results(out / f"sim-{window:g}s-{detector}", evaluation, evaluated.name)
+        rows.append(summary(evaluation.metrics) | {"detector": detector})
+        print("  " + json.dumps(rows[-1]))
+    return rows
+
+
+def run_suite(quick: bool, out: Path) -> dict[str, Any]:
+    """All standard evaluations; returns {suite name: [rows]}."""
+    results: dict[str, Any] = {}
+    for window, name in ((3600.0, "simulator, hourly windows"), (300.0, "simulator, 5-minute")):
+        print(name)
+        results[name] = _simulator_suite(window, quick, out)
+    nab_root = SHARED_DATA / "nab-dev"
+    if nab_root.is_dir():
+        print("NAB (nab-dev)")
+        data = load_nab_at(nab_root)
+        rows = []
+        for detector in ("baseline", "lstm-forecast"):
+            config = EvaluationConfig(detector=detector)
+            result, evaluation = evaluate_nab(data, config, out / "nab-models", out / "nab")
+            write_results(out / f"nab-{detector}", evaluation, data.name)
+            rows.append(result | {"detector": detector})
+            print("  " + json.dumps(rows[-1]))
+        results["NAB"] = rows
+    msl_root = SHARED_DATA / "msl"
+    if msl_root.is_dir():
+        print("NASA MSL")
+        data = load_msl(msl_root)
+        rows = []
+        for detector in ("baseline", "lstm-forecast"):
+            config = gauges(EvaluationConfig(detector=detector))
+            result, evaluation = evaluate_labelled(data, config, out / "msl-models")
+            write_results(out / f"msl-{detector}", evaluation, data.name)
+            rows.append(result | {"detector": detector})
+            print("  " + json.dumps(rows[-1]))
+        results["MSL"] = rows
+    return results
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The README table of a suite run."""
+    lines = [
+        "| data | detector | event recall | event precision | mean time to detect (windows) "
+        "| false alarms / stream-week | point F1 | NAB standard / low FP / low FN |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for suite, rows in results.items():
+        for row in rows:
+            nab = row.get("nab")
+            nab_text = (
+                " / ".join(f"{nab[k]:.1f}" for k in
+                           ("standard", "reward_low_FP_rate", "reward_low_FN_rate"))
+                if nab else ""
+            )  # fmt: skip
+            mttd = row["mean_time_to_detect_windows"]
+            lines.append(
+                f"| {suite} | {row['detector']} | {row['event_recall']:.3f} "
+                f"| {row['event_precision']:.3f} "
+                f"| {'' if mttd is None else f'{mttd:.2f}'} "
+                f"| {row['false_alarms_per_stream_week']:.2f} | {row['point_f1']:.3f} "
+                f"| {nab_text} |"
+            )
+    return "\n".join(lines)
+
+
+def write_readme(results: dict[str, Any], readme: Path) -> None:
+    """Replace the table between the evaluate markers of README."""
+    text = readme.read_text()
+    begin, end = "<!-- evaluate:begin -->", "<!-- evaluate:end -->"
+    stamp = time.strftime("%Y-%m-%d", time.gmtime())
+    block = f"{begin}\n_Measured by `make evaluate` on {stamp}._\n\n{markdown(results)}\n{end}"
+    if begin in text:
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text,
+                      flags=re.S)  # fmt: skip
+    else:
+        text += f"\n{block}\n"
+    readme.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run the standard evaluations.")
+    parser.add_argument("--quick", action="store_true", help="small pools (a smoke run)")
+    parser.add_argument("--out", type=Path, default=REPO / ".state" / "evaluate")
+    parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    results = run_suite(args.quick, args.out)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(markdown(results))
+    print(f"took {time.perf_counter() - started:.0f}s; reports in {args.out}")
+    if args.readme:
+        write_readme(results, REPO / "README.md")
+
+
+if __name__ == "__main__":
+    main()

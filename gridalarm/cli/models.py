@@ -1,0 +1,219 @@
+"""`gridalarm train`, `gridalarm models list` and `gridalarm evaluate`: the model life cycle.
+
+Train an artifact from a file or the windows history topic, list the artifacts a worker could
+use, and judge a detector on labelled data (a file, a history topic, NAB or NASA MSL) before
+trusting it, in process or through a real Kafka round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gridalarm.cli import CliError
+from gridalarm.config import Settings, load_settings
+from gridalarm.timeutil import parse_time
+
+models_app = typer.Typer(help="Model artifacts.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train``, ``models`` and ``evaluate`` to the CLI."""
+    app.command("train")(train)
+    app.command("evaluate")(evaluate)
+    app.add_typer(models_app, name="models")
+
+
+DataOpt = Annotated[
+    Path | None,
+    typer.Option(help="events JSONL, CSV of window counts, or the study's '<hour> |' lines"),
+]
+TopicOpt = Annotated[str | None, typer.Option(help="a windows history topic to read instead")]
+LabelsOpt = Annotated[Path | None, typer.Option(help="labels CSV: stream,start,end[,kind]")]
+
+
+def _load(settings: Settings, data: Path | None, topic: str | None, labels: Path | None,
+          since: str | None, until: str | None):  # fmt: skip
+    """The labelled set named by --data or --topic."""
+    from gridalarm.evaluation.sources import from_history, load_file
+
+    if (data is None) == (topic is None):
+        raise CliError("give exactly one of --data FILE or --topic NAME")
+    if labels is not None and not labels.is_file():
+        raise CliError(f"--labels {labels}: no such file")
+    if data is not None:
+        if not data.is_file():
+            raise CliError(f"--data {data}: no such file")
+        return load_file(data, labels, settings.window, settings.features, settings.lateness)
+    from gridalarm.history import HistoryRange, read_windows
+    from gridalarm.topics import resolve_bootstrap
+
+    span = HistoryRange(parse_time(since) if since else None, parse_time(until) if until else None)
+    windows = read_windows(resolve_bootstrap(settings), str(topic), span)
+    return from_history(windows, settings.features, str(topic), labels)
+
+
+def train(
+    out: Annotated[Path, typer.Option(help="new artifact folder to write")],
+    detector: Annotated[
+        str, typer.Option(help="lstm-forecast (unsupervised) or lstm-classifier (labels)")
+    ] = "lstm-forecast",
+    data: DataOpt = None,
+    topic: TopicOpt = None,
+    since: Annotated[str | None, typer.Option(help="with --topic: first window start")] = None,
+    until: Annotated[str | None, typer.Option(help="with --topic: windows before this")] = None,
+    labels: LabelsOpt = None,
+    window: Annotated[str | None, typer.Option(help="window size for event files")] = None,
+    units: Annotated[int | None, typer.Option(help="LSTM units per layer")] = None,
+    layers: Annotated[int | None, typer.Option(help="stacked LSTM layers")] = None,
+    dropout: Annotated[float | None, typer.Option(help="input dropout per layer")] = None,
+    sequence: Annotated[int | None, typer.Option(help="windows per training sequence")] = None,
+    epochs: Annotated[int | None, typer.Option(help="at most this many epochs")] = None,
+    batch: Annotated[int | None, typer.Option(help="sequences per batch")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed: same data and seed, same model")] = None,
+    transform: Annotated[
+        str | None, typer.Option(help="log1p for counts (default), none for gauges")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+) -> None:
+    """Train an LSTM detector and write its artifact (weights, metadata, training curve)."""
+    from dataclasses import replace
+
+    from gridalarm.evaluation.evaluate import training_data
+    from gridalarm.models.networks import NetworkConfig
+    from gridalarm.models.training import TrainConfig, with_overrides
+    from gridalarm.models.training import train as run_training
+
+    if detector not in ("lstm-forecast", "lstm-classifier"):
+        raise CliError(f"--detector {detector!r}: use lstm-forecast or lstm-classifier")
+    if detector == "lstm-classifier" and labels is None:
+        raise CliError("--detector lstm-classifier learns from labels: give --labels FILE")
+    if transform not in (None, "log1p", "none"):
+        raise CliError(f"--transform {transform!r}: use log1p or none")
+    settings = load_settings(window=window)
+    loaded = _load(settings, data, topic, labels, since, until)
+    try:
+        network = with_overrides(NetworkConfig(), units=units, layers=layers, dropout=dropout)
+        config = with_overrides(
+            TrainConfig(detector=detector),  # type: ignore[arg-type]
+            network=network, sequence=sequence, epochs=epochs, batch=batch, seed=seed,
+        )  # fmt: skip
+        if transform:
+            config = replace(config, scaling=replace(config.scaling, transform=transform))
+        result = run_training(
+            training_data(loaded, detector == "lstm-classifier"), config, out, not quiet
+        )
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    meta = result.artifact.metadata
+    t = meta["training"]
+    typer.echo(
+        f"wrote {out} ({meta['detector']} {meta['version']}): {t['streams']} streams, "
+        f"{t['windows']} windows, {t['epochs_run']} epochs (best {t['best_epoch']}), "
+        f"val loss {t['val_loss']:.4f}, {result.seconds:.1f}s"
+    )
+
+
+@models_app.command("list")
+def list_models(
+    folder: Annotated[Path | None, typer.Argument(help="model folder (default: setting)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per artifact")] = False,
+) -> None:
+    """Show the model artifacts in a folder, oldest first (the worker uses the newest)."""
+    from gridalarm.models.artifact import find_artifacts
+    from gridalarm.models.registry import BUNDLED_MODELS
+
+    settings = load_settings()
+    root = folder or settings.model or BUNDLED_MODELS
+    roots = [root] if (root / "metadata.json").is_file() or folder or settings.model else [
+        p for p in sorted(root.iterdir()) if p.is_dir()
+    ]  # fmt: skip
+    found = [a for r in roots for a in find_artifacts(r)]
+    if not found:
+        typer.echo(f"no model artifacts in {root}")
+        return
+    for artifact in found:
+        meta = artifact.metadata
+        t = meta.get("training", {})
+        if as_json:
+            typer.echo(json.dumps({"path": str(artifact.path), **meta}, sort_keys=True))
+            continue
+        typer.echo(
+            f"{artifact.path}  {meta['detector']}  {meta['version']}  window "
+            f"{meta['window']:g}s  {len(meta['features'])} features  trained on "
+            f"{t.get('streams', '?')} streams x {t.get('windows', '?')} windows  "
+            f"val loss {t.get('val_loss', float('nan')):.4f}"
+        )
+
+
+def evaluate(
+    detector: Annotated[str, typer.Option(help="baseline, lstm-forecast or lstm-classifier")],
+    model: Annotated[
+        Path | None, typer.Option(help="artifact (folder); default: train on the training part")
+    ] = None,
+    data: DataOpt = None,
+    topic: TopicOpt = None,
+    labels: LabelsOpt = None,
+    nab: Annotated[Path | None, typer.Option(help="NAB folder: data/, combined_windows")] = None,
+    msl: Annotated[Path | None, typer.Option(help="NASA MSL folder: MSL_npy.zip, labels")] = None,
+    out: Annotated[Path | None, typer.Option(help="report folder (PNGs, index.html)")] = None,
+    via_kafka: Annotated[
+        bool, typer.Option("--via-kafka", help="replay through Kafka and the worker")
+    ] = False,
+    window: Annotated[str | None, typer.Option(help="window size for event files")] = None,
+) -> None:
+    """Score labelled data with a detector, in event-time order, and print the metrics (JSON)."""
+    from gridalarm.evaluation.datasets import load_msl
+    from gridalarm.evaluation.evaluate import EvaluationConfig, write_results
+    from gridalarm.evaluation.standard import evaluate_labelled, evaluate_nab, gauges, load_nab_at
+    from gridalarm.models.registry import ModelOptions, detector_names
+
+    if detector not in detector_names():
+        raise CliError(f"--detector {detector!r}: use one of {', '.join(detector_names())}")
+    sources = [x for x in (data, topic, nab, msl) if x is not None]
+    if len(sources) != 1:
+        raise CliError("give exactly one of --data FILE, --topic NAME, --nab DIR or --msl DIR")
+    if (data is not None or topic is not None) and labels is None:
+        raise CliError("--data and --topic need --labels FILE (stream,start,end) to evaluate")
+    if model is not None and not model.exists():
+        raise CliError(f"--model {model}: no such artifact or folder")
+    settings = load_settings(window=window)
+    options = ModelOptions(min_history=settings.min_history, history=settings.history)
+    config = EvaluationConfig(
+        detector=detector, model=model, run=_run_config(settings), options=options
+    )
+    with tempfile.TemporaryDirectory(prefix="gridalarm-eval-") as tmp:
+        workdir = Path(tmp)
+        if nab is not None:
+            result, evaluation = evaluate_nab(load_nab_at(nab), config, workdir, out)
+        else:
+            if msl is not None:
+                loaded = load_msl(msl)
+                config = gauges(config)
+            else:
+                loaded = _load(settings, data, topic, labels, None, None)
+            if via_kafka:
+                from gridalarm.evaluation.via_kafka import evaluate_via_kafka
+
+                if data is None:
+                    raise CliError("--via-kafka replays a file: use it with --data FILE")
+                result, evaluation = evaluate_via_kafka(loaded, data, config, workdir, settings)
+            else:
+                result, evaluation = evaluate_labelled(loaded, config, workdir)
+        if out is not None:
+            write_results(out, evaluation, f"{detector} on {evaluation.metrics['dataset']}")
+    typer.echo(json.dumps(result, sort_keys=False))
+
+
+def _run_config(settings: Settings):
+    from gridalarm.evaluation.runner import RunConfig
+    from gridalarm.stream.alerting import AlertPolicy
+
+    return RunConfig(
+        threshold=settings.threshold,
+        policy=AlertPolicy(open_after=settings.open_after, resolve_after=settings.resolve_after),
+    )
