@@ -67,7 +67,8 @@ def lstm_model(artifact: Artifact, features: tuple[str, ...] | None = None) -> S
     if features is not None and trained != tuple(features):
         raise ArtifactError(
             f"{artifact.path} was trained on features {','.join(trained)}, but the features "
-            f"setting is {','.join(features)}; set GRIDALARM_FEATURES to match or retrain"
+            f"setting is {','.join(features)}; set GRIDALARM_FEATURES to match, retrain, or "
+            "use GRIDALARM_DETECTOR=baseline"
         )
     if artifact.detector == "lstm-forecast":
         levels = artifact.metadata.get("threshold", {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -25,7 +26,12 @@ def worker(
     idle_timeout: Annotated[
         str | None, typer.Option(help="live mode: idle time before a wall-clock step")
     ] = None,
-    detector: Annotated[str | None, typer.Option(help="detector name")] = None,
+    detector: Annotated[
+        str | None, typer.Option(help="lstm-forecast, lstm-classifier or baseline")
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="LSTM artifact or folder of them (newest is followed)")
+    ] = None,
     worker_id: Annotated[str | None, typer.Option(help="Faust app id (consumer group)")] = None,
     web: Annotated[bool, typer.Option("--web", help="enable Faust's web server")] = False,
     loglevel: Annotated[str, typer.Option(help="debug, info, warning or error")] = "warning",
@@ -46,6 +52,7 @@ def worker(
         lateness=lateness,
         idle_timeout=idle_timeout,
         detector=detector,
+        model=model,
         worker_id=worker_id,
     )
     if settings.detector not in detector_names():
@@ -55,6 +62,12 @@ def worker(
         )
     if loglevel.lower() not in {"debug", "info", "warning", "error"}:
         raise CliError(f"--loglevel {loglevel!r}: use debug, info, warning or error")
+    from gridalarm.stream.pipeline import Pipeline
+
+    try:  # fail before touching Kafka when the model cannot be loaded
+        Pipeline.from_settings(settings)
+    except ValueError as err:
+        raise CliError(str(err)) from None
     bootstrap = resolve_bootstrap(settings)
     wait_for_broker(bootstrap, timeout=10.0)
     ensure_topics(settings, bootstrap)
