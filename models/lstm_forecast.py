@@ -35,7 +35,7 @@ import numpy as np
 from gridalarm.models.artifact import Artifact
 from gridalarm.models.detector import DetectorOutput
 from gridalarm.models.lstm_cell import LSTMStack
-from gridalarm.models.packing import pack, unpack
+from gridalarm.models.packing import pack_many, unpack, unpack_many
 from gridalarm.models.scaling import RunningScaler, ScalingConfig
 
 NAME = "lstm-forecast"
@@ -52,6 +52,9 @@ class ForecastSettings:
     error_clip: float = 4.0  # an error moves the typical error by at most this many of it
     total: bool | None = None  # add the total of all features as an input (None: for counts)
     residual: str | None = None  # "deviance" or "scaled" (None: deviance for counts)
+    # Features whose surprise is the evidence (None: all). Telemetry such as NASA MSL pairs one
+    # measured channel with many command flags that only help to predict it (Telemanom).
+    targets: tuple[int, ...] | None = None
 
     def resolved(self, transform: str) -> ForecastSettings:
         """These settings with the automatic choices made for a scaling ``transform``."""
@@ -118,7 +121,7 @@ class ForecastDetector:
         self._err = slice(2 + hc + 3 * f, 2 + hc + 4 * f)
         self._quiet = 2 + hc + 4 * f  # expected total of the current run of silent windows
         self._width = 3 + hc + 4 * f
-        self._tail = 4 * f + 1  # centre .. quiet: what a stream keeps across network shapes
+        self._chars = 4 * ((4 * self._width + 2) // 3)  # base64 length of a packed state
 
     @classmethod
     def from_artifact(cls, artifact: Artifact) -> ForecastDetector:
@@ -151,13 +154,20 @@ class ForecastDetector:
         """(n, width) state rows; fresh rows for new streams, (h, c) reset after a model swap."""
         rows = self.initial(x)
         f = self._err.stop - self._err.start
+        chars = self._chars
+        # The common case, a state of this very model, is decoded for all streams at once.
+        current = [
+            i
+            for i, state in enumerate(states)
+            if state and state.get("m") == self._tag and len(state["s"]) == chars
+        ]
+        if current:
+            rows[current] = unpack_many([states[i]["s"] for i in current], self._width)
+        done = set(current)
         for i, state in enumerate(states):
-            if not state:
+            if not state or i in done:
                 continue
             values = unpack(state["s"])
-            if len(values) == self._width and state.get("m") == self._tag:
-                rows[i] = values
-                continue
             # Another model version: keep the stream's scaling and error scales, restart the
             # network from zeros. Another network shape puts (h, c) elsewhere, so the kept part
             # is read from the end; another feature width keeps nothing.
@@ -174,7 +184,7 @@ class ForecastDetector:
         rows = self.unpack_states(x, states)
         out, new_rows = self.step_rows(x, rows)
         width = self._err.stop - self._err.start
-        new_states = [{"m": self._tag, "f": width, "s": pack(row)} for row in new_rows]
+        new_states = [{"m": self._tag, "f": width, "s": text} for text in pack_many(new_rows)]
         return DetectorOutput(
             raw=out.raw, expected=out.expected, share=out.share, states=new_states,
             ready=out.ready, learn=out.learn,
@@ -199,7 +209,8 @@ class ForecastDetector:
             error = z - pred
             u = error / np.maximum(err_scale, cfg.error_floor)
         usq = u**2
-        evidence = np.sqrt(usq.max(axis=1))
+        judged = usq if cfg.targets is None else usq[:, list(cfg.targets)]
+        evidence = np.sqrt(judged.max(axis=1))
         if self.settings.total:
             # A run of silent windows: P(all zero) = exp(-sum of expected totals), so the run
             # is one ever less likely event (a quiet night schedd going dark shows after a few

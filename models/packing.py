@@ -19,3 +19,16 @@ def pack(values: np.ndarray, dtype: str = "<f4") -> str:
 def unpack(text: str, dtype: str = "<f4") -> np.ndarray:
     """The array :func:`pack` wrote, as float64 for arithmetic."""
     return np.frombuffer(base64.b64decode(text), dtype=dtype).astype(np.float64)
+
+
+def pack_many(rows: np.ndarray, dtype: str = "<f4") -> list[str]:
+    """:func:`pack` of every row of a 2-D array, converting the array once."""
+    data = np.ascontiguousarray(rows, dtype=dtype)
+    encode = base64.b64encode
+    return [encode(row).decode("ascii") for row in data]
+
+
+def unpack_many(texts: list[str], width: int, dtype: str = "<f4") -> np.ndarray:
+    """Rows :func:`pack` wrote, all of ``width`` values, as one float64 (n, width) array."""
+    joined = b"".join(base64.b64decode(text) for text in texts)
+    return np.frombuffer(joined, dtype=dtype).reshape(len(texts), width).astype(np.float64)

@@ -169,7 +169,12 @@ def evaluate(
     """Score labelled data with a detector, in event-time order, and print the metrics (JSON)."""
     from gridalarm.evaluation.datasets import load_msl
     from gridalarm.evaluation.evaluate import EvaluationConfig, write_results
-    from gridalarm.evaluation.standard import evaluate_labelled, evaluate_nab, gauges, load_nab_at
+    from gridalarm.evaluation.standard import (
+        evaluate_labelled,
+        evaluate_nab,
+        load_nab_at,
+        telemetry,
+    )
     from gridalarm.models.registry import ModelOptions, detector_names
 
     if detector not in detector_names():
@@ -193,7 +198,7 @@ def evaluate(
         else:
             if msl is not None:
                 loaded = load_msl(msl)
-                config = gauges(config)
+                config = telemetry(config)
             else:
                 loaded = _load(settings, data, topic, labels, None, None)
             if via_kafka:

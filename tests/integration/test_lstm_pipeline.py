@@ -2,7 +2,8 @@
 
 ``gridalarm evaluate --via-kafka`` replays a simulated day with an outage through the broker
 and a worker running the bundled lstm-forecast model, reads the scores and alerts topics back,
-and compares them with the same evaluation run in process.
+and compares them with the same evaluation run in process; then ``gridalarm train --topic``
+learns a model from the windows history topic that run produced.
 """
 
 from __future__ import annotations
@@ -46,3 +47,17 @@ def test_lstm_worker_alerts_on_an_outage_and_matches_the_in_process_run(
     assert via["same_alerts_as_in_process"] is True, via
     assert (tmp_path / "report" / "index.html").is_file()
     assert len(list((tmp_path / "report" / "plots").glob("*.png"))) == 6
+
+    # The windows topic that run left behind is history a model can learn from.
+    topic = f"{via['topic_prefix']}.windows"
+    gridalarm(
+        kafka_settings,
+        "train", "--topic", topic, "--out", str(tmp_path / "from-topic"),
+        "--epochs", "2", "--sequence", "32", "--quiet",
+        timeout=600,
+    )  # fmt: skip
+    meta = json.loads((tmp_path / "from-topic" / "metadata.json").read_text())
+    assert meta["training"]["streams"] == 6
+    assert meta["training"]["windows"] == 6 * 1440
+    assert meta["window"] == 60.0
+    assert meta["training"]["source"] == topic
