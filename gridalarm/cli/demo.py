@@ -103,9 +103,12 @@ def demo(
                 env=env,
             )
         )
+        model = f" ({settings.model})" if settings.model else " (the bundled model)"
         print(
             f"demo: {plan.streams} simulated schedds, {plan.window} windows, an incident every "
-            f"{plan.incident_every}; alerts appear below (Ctrl-C stops everything)"
+            f"{plan.incident_every}, detector {settings.detector}"
+            f"{model if settings.detector != 'baseline' else ''}; alerts appear below "
+            "(Ctrl-C stops everything)"
         )
         tail = subprocess.Popen([*exe, "alerts", "tail"], env=env)
         children.append(tail)

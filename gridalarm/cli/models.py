@@ -129,10 +129,7 @@ def list_models(
 
     settings = load_settings()
     root = folder or settings.model or BUNDLED_MODELS
-    roots = [root] if (root / "metadata.json").is_file() or folder or settings.model else [
-        p for p in sorted(root.iterdir()) if p.is_dir()
-    ]  # fmt: skip
-    found = [a for r in roots for a in find_artifacts(r)]
+    found = find_artifacts(root)
     if not found:
         typer.echo(f"no model artifacts in {root}")
         return
@@ -145,7 +142,7 @@ def list_models(
         typer.echo(
             f"{artifact.path}  {meta['detector']}  {meta['version']}  window "
             f"{meta['window']:g}s  {len(meta['features'])} features  trained on "
-            f"{t.get('streams', '?')} streams x {t.get('windows', '?')} windows  "
+            f"{t.get('streams', '?')} streams, {t.get('windows', '?')} windows  "
             f"val loss {t.get('val_loss', float('nan')):.4f}"
         )
 
