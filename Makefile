@@ -16,7 +16,7 @@ STAMP := $(VENV)/.installed
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install lint test demo bench evaluate bundled-models kafka-start kafka-stop clean
+.PHONY: install lint test demo bench evaluate bundled-models kafka-start kafka-stop es-start es-stop clean
 
 install: $(STAMP)
 
@@ -64,12 +64,20 @@ kafka-start: install
 kafka-stop:
 	@if [ -x $(BIN)/gridalarm ]; then $(BIN)/gridalarm kafka stop; else echo "not running"; fi
 
-# Stop every broker whose data lives under .state (the dev one, the tests' one) before deleting
+# A local Elasticsearch node (Elastic's 8.14.3 jars from Maven Central) for the ES producer.
+es-start: install
+	$(BIN)/gridalarm es start
+
+es-stop:
+	@if [ -x $(BIN)/gridalarm ]; then $(BIN)/gridalarm es stop; else echo "not running"; fi
+
+# Stop every server whose data lives under .state (the dev ones, the tests' ones) before deleting
 # it: a broker whose files vanish keeps its ports and would block the next start.
 clean:
 	@if [ -x $(BIN)/gridalarm ]; then \
 	  for dir in .state .state/*; do \
 	    if [ -f "$$dir/kafka/kafka.pid" ]; then $(BIN)/gridalarm kafka stop --state-dir "$$dir"; fi; \
+	    if [ -f "$$dir/es/elasticsearch.pid" ]; then $(BIN)/gridalarm es stop --state-dir "$$dir"; fi; \
 	  done; \
 	fi
 	rm -rf .state

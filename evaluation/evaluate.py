@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ class EvaluationConfig:
     """What to evaluate and how."""
 
     detector: str = "lstm-forecast"
-    model: Path | None = None  # artifact (folder); None: train on the data's training part
+    model: Path | None = None  # artifact (folder); None: see model_path
     run: RunConfig = field(default_factory=RunConfig)
     options: ModelOptions = field(default_factory=ModelOptions)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -110,8 +110,6 @@ def scoring_model(config: EvaluationConfig, data: LabelledSet, workdir: Path) ->
 
 
 def _with_detector(train: TrainConfig, detector: str) -> TrainConfig:
-    from dataclasses import replace
-
     return replace(train, detector=detector)  # type: ignore[arg-type]
 
 
@@ -181,7 +179,7 @@ def nab_files(runs: Sequence[StreamRun], windows: dict[str, list[tuple[str, str]
     return files
 
 
-def write_results(out: Path, evaluation: Evaluation, title: str) -> Path:
+def write_results(out: Path, evaluation: Evaluation, title: str, threshold: float = 50.0) -> Path:
     """``metrics.json`` and the report (a PNG per stream and an index page) under ``out``."""
     from gridalarm.evaluation.report import ReportEntry, write_report
 
@@ -189,7 +187,7 @@ def write_results(out: Path, evaluation: Evaluation, title: str) -> Path:
     (out / "metrics.json").write_text(json.dumps(evaluation.metrics, indent=2) + "\n")
     entries = [
         ReportEntry(
-            stream=run.stream, scores=run.scores, threshold=50.0, flagged=run.flagged,
+            stream=run.stream, scores=run.scores, threshold=threshold, flagged=run.flagged,
             alerts=run.alerts,
         )
         for run in evaluation.runs

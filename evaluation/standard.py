@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -127,10 +128,11 @@ def _simulator_suite(window: float, quick: bool, out: Path) -> list[dict[str, An
         SimulatedPool(streams, days, window, INCIDENTS * repeat, seed=1), DEFAULT_FEATURES
     )
     normal = simulated(SimulatedPool(20, days, window, (), seed=101), DEFAULT_FEATURES)
-    labelled = simulated(SimulatedPool(20, days, window, INCIDENTS * 2, seed=102), DEFAULT_FEATURES)
+    labelled = simulated(SimulatedPool(20, days, window, INCIDENTS * 6, seed=102), DEFAULT_FEATURES)
     rows = []
     workdir = out / f"models-{window:g}s"
-    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(workdir, ignore_errors=True)  # never score with a model of an earlier run
+    workdir.mkdir(parents=True)
     for detector, source in (
         ("baseline", None), ("lstm-forecast", normal), ("lstm-classifier", labelled)
     ):  # fmt: skip
@@ -138,16 +140,15 @@ def _simulator_suite(window: float, quick: bool, out: Path) -> list[dict[str, An
         model = None
         if source is not None:
             model = workdir / detector
-            if not model.exists():
-                started = time.perf_counter()
-                train(
-                    training_data(source, detector == "lstm-classifier"),
-                    replace(config.train, detector=detector),
-                    model,
-                    progress=False,
-                )
-                print(f"  trained {detector} on {source.name} in "
-                      f"{time.perf_counter() - started:.1f}s")  # fmt: skip
+            started = time.perf_counter()
+            train(
+                training_data(source, detector == "lstm-classifier"),
+                replace(config.train, detector=detector),
+                model,
+                progress=False,
+            )
+            print(f"  trained {detector} on {source.name} in "
+                  f"{time.perf_counter() - started:.1f}s")  # fmt: skip
         evaluation = evaluate(data=evaluated, config=replace(config, model=model),
                               workdir=workdir)  # fmt: skip
         write_results(out / f"sim-{window:g}s-{detector}", evaluation, evaluated.name)
@@ -158,6 +159,8 @@ def _simulator_suite(window: float, quick: bool, out: Path) -> list[dict[str, An
 
 def run_suite(quick: bool, out: Path) -> dict[str, Any]:
     """All standard evaluations; returns {suite name: [rows]}."""
+    for stale in ("nab-models", "msl-models"):  # models trained by an earlier run
+        shutil.rmtree(out / stale, ignore_errors=True)
     results: dict[str, Any] = {}
     for window, name in ((3600.0, "simulator, hourly windows"), (300.0, "simulator, 5-minute")):
         print(name)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from es_support import es_client, es_index_prefix, es_url, local_es_jars  # noqa: F401
 
 from gridalarm.config import Settings
 from gridalarm.localkafka import LocalKafka, LocalKafkaConfig, LocalKafkaError, flocked

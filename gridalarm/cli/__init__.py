@@ -41,9 +41,9 @@ def fail(message: str) -> typer.Exit:
 
 def _register() -> None:
     # Imported here so that `gridalarm --help` stays fast and each group owns its module.
-    from gridalarm.cli import alerts, demo, kafka, models, produce, simulate, worker
+    from gridalarm.cli import alerts, demo, es, kafka, models, produce, simulate, worker
 
-    for module in (kafka, produce, simulate, worker, alerts, demo, models):
+    for module in (kafka, es, produce, simulate, worker, alerts, demo, models):
         module.register(app)
 
 

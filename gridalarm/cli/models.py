@@ -207,7 +207,8 @@ def evaluate(
             else:
                 result, evaluation = evaluate_labelled(loaded, config, workdir)
         if out is not None:
-            write_results(out, evaluation, f"{detector} on {evaluation.metrics['dataset']}")
+            title = f"{detector} on {evaluation.metrics['dataset']}"
+            write_results(out, evaluation, title, config.run.threshold)
     typer.echo(json.dumps(result, sort_keys=False))
 
 
