@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks import detection, lstm_step, worker_throughput
+from benchmarks import detection, eventlog_rate, lstm_step, worker_throughput
 
 
 def main() -> None:
@@ -12,6 +12,8 @@ def main() -> None:
     detection.main([])
     print("== LSTM streaming step, per-stream Keras baseline, state size, training time ==")
     lstm_step.main([])
+    print("== EventLog producer: parse-and-produce beside parse-only ==")
+    eventlog_rate.main([])
 
 
 if __name__ == "__main__":

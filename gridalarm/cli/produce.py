@@ -23,7 +23,7 @@ from gridalarm.timeutil import parse_time
 T = TypeVar("T")
 
 produce_app = typer.Typer(
-    help="Send events to the events topic (file replay).",
+    help="Send events to the events topic (file replay, HTCondor event logs).",
     no_args_is_help=True,
     add_completion=False,
 )

@@ -1,0 +1,172 @@
+"""Every real log in ../shared/data/htcondor-eventlogs, in text, JSON and XML: the EventLog reader
+gives exactly the events htcondor2.JobEventLog reads (count per type per stream, and in order).
+
+The JSON and XML copies are made here the way HTCondor writes those formats (ClassAdJsonUnParser:
+one pretty-printed object per event; ClassAdXMLUnParser: ``<c>`` blocks after the XML prolog),
+from what htcondor2 reads of the text log, with EventTime set to the reader's time of the text
+event (htcondor2 gives ``MM/DD`` stamps the current year, which would be a future date here).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+import htcondor2
+import pytest
+
+from gridalarm.messages import Event, TimeBounds, dumps, parse_event
+from gridalarm.producers.eventlog import (
+    Item,
+    ReadConfig,
+    StreamRule,
+    read_events,
+    schedd_name,
+    trigger_type,
+)
+from gridalarm.timeutil import format_time, parse_time
+
+DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "htcondor-eventlogs"
+LOGS = sorted(p for p in DATA.glob("*") if p.is_file() and not p.name.startswith("LICENSE"))
+UTC = ReadConfig(timezone="UTC", source="eventlog:test")
+
+pytestmark = pytest.mark.skipif(not LOGS, reason="the shared event logs are not checked out")
+
+
+def library_events(path: Path) -> list[htcondor2.JobEvent]:
+    return list(htcondor2.JobEventLog(str(path)).events(0))
+
+
+def expected_counts(events: list[htcondor2.JobEvent]) -> Counter[tuple[str, str]]:
+    """(stream, type) counts the producer must give: the log's first submit host names the
+    schedd stream, and an ad-information event (028) counts as its trigger."""
+    host = next(schedd_name(e["SubmitHost"]) for e in events if "SubmitHost" in e)
+    kinds = (trigger_type(e) if e["EventTypeNumber"] == 28 else e["MyType"] for e in events)
+    return Counter((f"schedd:{host}", kind) for kind in kinds)
+
+
+def messages(items: list[Item]) -> list[dict[str, Any]]:
+    assert [i.bad for i in items if i.bad is not None] == []
+    return [i.message for i in items if i.message is not None]
+
+
+def _xml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return f'<b v="{"t" if value else "f"}"/>'
+    if isinstance(value, int):
+        return f"<i>{value}</i>"
+    if isinstance(value, float):
+        return f"<r>{value!r}</r>"
+    if isinstance(value, str):
+        if value.startswith("/Expr(") and value.endswith(")/"):
+            return f"<e>{escape(value[6:-2])}</e>"
+        return f"<s>{escape(value)}</s>"
+    if isinstance(value, dict):
+        inner = "".join(f"<a n={quoteattr(k)}>{_xml_value(v)}</a>" for k, v in value.items())
+        return f"<c>{inner}</c>"
+    if isinstance(value, list):
+        return "<l>" + "".join(_xml_value(v) for v in value) + "</l>"
+    return "<un/>"
+
+
+def convert(events: list[htcondor2.JobEvent], times: list[float], fmt: str) -> bytes:
+    """The events as HTCondor's JSON or XML event log would hold them."""
+    out = []
+    if fmt == "xml":
+        out.append('<?xml version="1.0"?>\n<!DOCTYPE classads SYSTEM "classads.dtd">\n<classads>\n')
+    for event, ts in zip(events, times, strict=True):
+        ad = json.loads(event._data.printJson())
+        ad["EventTime"] = format_time(ts).removesuffix("Z")  # naive: the zone applies
+        if fmt == "json":
+            out.append(json.dumps(ad, indent=2) + "\n")
+        else:
+            body = "".join(f"    <a n={quoteattr(k)}>{_xml_value(v)}</a>\n" for k, v in ad.items())
+            out.append(f"<c>\n{body}</c>\n")
+    return "".join(out).encode()
+
+
+@pytest.mark.parametrize("log", LOGS, ids=lambda p: p.name)
+def test_text_logs_give_what_htcondor2_reads(log: Path) -> None:
+    events = library_events(log)
+    got = messages(list(read_events([log], UTC)))
+    assert Counter((m["stream"], m["type"]) for m in got) == expected_counts(events)
+    # In order, one message per event, each job as the library says.
+    assert [m["attrs"].get("job") for m in got] == [
+        f"{e.cluster}.{e.proc}" if e.cluster >= 0 else None for e in events
+    ]
+    # Stamps with a year are read as the library reads them (UTC here, so no zone shift).
+    if not re.search(rb"^\d{3} \(\S+\) \d\d/\d\d ", log.read_bytes(), re.MULTILINE):
+        for message, event in zip(got, events, strict=True):
+            assert parse_time(message["ts"]) == parse_time(event["EventTime"] + "Z")
+    # Every event has its own id; ids are byte offsets in the log.
+    assert len({m["attrs"]["eid"] for m in got}) == len(got)
+    # Each is an event message the worker takes.
+    for message in got:
+        parsed = parse_event(dumps(message), TimeBounds())
+        assert isinstance(parsed, Event) and parsed.kind == message["type"]
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+@pytest.mark.parametrize("log", LOGS, ids=lambda p: p.name)
+def test_json_and_xml_logs_give_what_htcondor2_reads(log: Path, fmt: str, tmp_path: Path) -> None:
+    events = library_events(log)
+    text = messages(list(read_events([log], UTC)))
+    converted = tmp_path / f"{log.name}.{fmt}"
+    converted.write_bytes(convert(events, [parse_time(m["ts"]) for m in text], fmt))
+    # The copy is a log htcondor2 reads as the same events...
+    again = library_events(converted)
+    assert [(e.type, e.cluster, e.proc) for e in again] == [
+        (e.type, e.cluster, e.proc) for e in events
+    ]
+    # ... and the producer reads it as htcondor2 does, and as it read the text.
+    got = messages(list(read_events([converted], UTC)))
+    assert Counter((m["stream"], m["type"]) for m in got) == expected_counts(again)
+    strip = [{k: v for k, v in m.items() if k != "attrs"} for m in got]
+    assert strip == [{k: v for k, v in m.items() if k != "attrs"} for m in text]
+    assert [m["attrs"].get("job") for m in got] == [m["attrs"].get("job") for m in text]
+
+
+def test_the_legacy_log_is_dated_in_the_past() -> None:
+    log = DATA / "htcondor_condor_utils_test_condor.log"
+    if not log.is_file():
+        pytest.skip("no test_condor.log")
+    reference = min(log.stat().st_mtime, parse_time("2100-01-01T00:00:00Z"))
+    got = messages(list(read_events([log], UTC)))
+    assert all(parse_time(m["ts"]) <= reference for m in got)
+    # The library dates the 12/29 events ahead of the file's own last write.
+    assert any(e.timestamp > reference for e in library_events(log))
+
+
+def test_ad_information_events_count_both_ways() -> None:
+    log = DATA / "htcondor_python_bindings_test_log.txt"
+    if not log.is_file():
+        pytest.skip("no test_log.txt")
+    trigger = messages(list(read_events([log], UTC)))
+    assert [m["type"] for m in trigger] == ["SubmitEvent"] * 4  # Fermilab's count
+    assert [m["attrs"].get("adinfo", False) for m in trigger] == [False, True, False, True]
+    event = messages(list(read_events([log], ReadConfig(timezone="UTC", ad_info="event"))))
+    assert [m["type"] for m in event] == ["SubmitEvent", "JobAdInformationEvent"] * 2
+    skip = list(read_events([log], ReadConfig(timezone="UTC", ad_info="skip")))
+    assert [m["type"] for m in messages(skip)] == ["SubmitEvent"] * 2
+    assert sum(i.skipped for i in skip) == 2
+
+
+def test_stream_by_attribute_from_the_ad_information_events() -> None:
+    log = DATA / "htcondor_python_bindings_test_log.txt"
+    if not log.is_file():
+        pytest.skip("no test_log.txt")
+    config = ReadConfig(timezone="UTC", stream_by=StreamRule.parse("attr:LogNotes"))
+    got = messages(list(read_events([log], config)))
+    assert [m["stream"] for m in got] == [
+        "LogNotes:DAG Node: Job1",
+        "LogNotes:DAG Node: Job1",
+        "LogNotes:DAG Node: Job2",
+        "LogNotes:DAG Node: Job2",
+    ]
+    # The site attribute is an unexpanded $$() in this log: no site.
+    config = ReadConfig(timezone="UTC", stream_by=StreamRule.parse("site"))
+    assert {m["stream"] for m in messages(list(read_events([log], config)))} == {"site:unknown"}
