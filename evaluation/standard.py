@@ -85,16 +85,17 @@ def evaluate_labelled(
 
 
 def evaluate_nab(
-    data: LabelledSet, config: EvaluationConfig, workdir: Path, out: Path | None
+    root: Path, config: EvaluationConfig, workdir: Path, out: Path | None
 ) -> tuple[dict[str, Any], Evaluation]:
-    """NAB scores (three profiles) plus the detection metrics; NAB's results layout in ``out``."""
+    """NAB scores (three profiles) plus the detection metrics of the NAB folder ``root``;
+    NAB's results layout in ``out``."""
     from gridalarm.evaluation.nab import nab_scores, read_windows
     from gridalarm.evaluation.nab_results import write_nab_results
 
+    data = load_nab(root)
     config = gauges(config)
     evaluation = evaluate(data, config, workdir)
-    windows = read_windows(_nab_windows_file(data))
-    files = nab_files(evaluation.runs, windows)
+    files = nab_files(evaluation.runs, read_windows(nab_windows_file(Path(root))))
     result = {**summary(evaluation.metrics), "nab": nab_scores(files)}
     if out is not None:
         for run, file in zip(evaluation.runs, files, strict=True):
@@ -102,22 +103,12 @@ def evaluate_nab(
     return result, evaluation
 
 
-_NAB_ROOT: dict[str, Path] = {}
-
-
-def _nab_windows_file(data: LabelledSet) -> Path:
-    root = _NAB_ROOT.get(data.name) or SHARED_DATA / "nab-dev"
+def nab_windows_file(root: Path) -> Path:
+    """NAB's label windows: ``labels/combined_windows.json`` or ``combined_windows.json``."""
     for candidate in (root / "labels" / "combined_windows.json", root / "combined_windows.json"):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"{root}: no combined_windows.json")
-
-
-def load_nab_at(root: Path) -> LabelledSet:
-    """:func:`load_nab`, remembering where its label windows live."""
-    data = load_nab(root)
-    _NAB_ROOT[data.name] = Path(root)
-    return data
+    raise FileNotFoundError(f"{root}: no labels/combined_windows.json or combined_windows.json")
 
 
 def _simulator_suite(window: float, quick: bool, out: Path) -> list[dict[str, Any]]:
@@ -168,12 +159,11 @@ def run_suite(quick: bool, out: Path) -> dict[str, Any]:
     nab_root = SHARED_DATA / "nab-dev"
     if nab_root.is_dir():
         print("NAB (nab-dev)")
-        data = load_nab_at(nab_root)
         rows = []
         for detector in ("baseline", "lstm-forecast"):
             config = EvaluationConfig(detector=detector)
-            result, evaluation = evaluate_nab(data, config, out / "nab-models", out / "nab")
-            write_results(out / f"nab-{detector}", evaluation, data.name)
+            result, evaluation = evaluate_nab(nab_root, config, out / "nab-models", out / "nab")
+            write_results(out / f"nab-{detector}", evaluation, evaluation.metrics["dataset"])
             rows.append(result | {"detector": detector})
             print("  " + json.dumps(rows[-1]))
         results["NAB"] = rows

@@ -169,7 +169,6 @@ def evaluate(
     from gridalarm.evaluation.standard import (
         evaluate_labelled,
         evaluate_nab,
-        load_nab_at,
         telemetry,
     )
     from gridalarm.models.registry import ModelOptions, detector_names
@@ -191,7 +190,9 @@ def evaluate(
     with tempfile.TemporaryDirectory(prefix="gridalarm-eval-") as tmp:
         workdir = Path(tmp)
         if nab is not None:
-            result, evaluation = evaluate_nab(load_nab_at(nab), config, workdir, out)
+            if not nab.is_dir():
+                raise CliError(f"--nab {nab}: no such folder")
+            result, evaluation = evaluate_nab(nab, config, workdir, out)
         else:
             if msl is not None:
                 loaded = load_msl(msl)
