@@ -41,11 +41,23 @@ def fail(message: str) -> typer.Exit:
 
 def _register() -> None:
     # Imported here so that `gridalarm --help` stays fast and each group owns its module.
-    from gridalarm.cli import alerts, demo, es, eventlog, kafka, models, produce, simulate, worker
+    from gridalarm.cli import (
+        alerts,
+        demo,
+        elastic,
+        es,
+        eventlog,
+        kafka,
+        models,
+        produce,
+        simulate,
+        worker,
+    )
 
     for module in (kafka, es, produce, simulate, worker, alerts, demo, models):
         module.register(app)
     eventlog.register(produce.produce_app)
+    elastic.register(produce.produce_app)
 
 
 def main() -> None:

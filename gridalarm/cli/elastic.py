@@ -77,6 +77,9 @@ def es_command(
         str | None, typer.Option(help="--aggregate window (default: the worker's window)")
     ] = None,
     poll: Annotated[str, typer.Option(help="pause between passes with --follow")] = "5s",
+    page_size: Annotated[
+        int, typer.Option(min=1, max=10_000, help="documents (or buckets) per search request")
+    ] = 1000,
     retry_for: Annotated[
         str, typer.Option(help="give up when Elasticsearch is unreachable this long ('0': never)")
     ] = "5m",
@@ -151,6 +154,7 @@ def es_command(
             lag=_duration("--lag", lag),
             poll_interval=_duration("--poll", poll),
             checkpoint_interval=_duration("--checkpoint-interval", checkpoint_interval),
+            page_size=page_size,
         )
         topic = settings.topic("events")
         where = None if no_checkpoint else checkpoint

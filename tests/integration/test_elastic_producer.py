@@ -1,0 +1,490 @@
+"""The Elasticsearch producer against a real node and a real broker.
+
+Documents are built from the real event logs in ../shared/data/htcondor-eventlogs (one per
+job event, Fermilab layout) and indexed into daily ``fifebatch-logs-YYYY.MM.DD`` indices, many
+events sharing a second (so paging leans on the tiebreaker).
+
+- Backfill delivers every document once; so does a CLI run SIGKILLed mid-backfill and restarted.
+- ``--aggregate`` sends counts per window, stream and type that add up to the documents, also
+  across a kill and restart.
+- ``--follow`` on a node of the test's own, stopped and started while it follows, with
+  documents indexed after: every document once.
+- Bad input: documents with missing or ill-typed fields are dead-lettered with a reason; an
+  unreachable node is a one-line error after the retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+from pipeline_kit import REPO_ROOT, settings_env
+
+from gridalarm.config import Settings
+from gridalarm.producers.elastic import (
+    Connection,
+    FieldMap,
+    Retrying,
+    RetryPolicy,
+    load_checkpoint,
+    load_mapping,
+)
+from gridalarm.producers.elastic_producer import ElasticConfig, ElasticProducer
+from gridalarm.producers.eventlog import ReadConfig, read_events
+from gridalarm.producers.sink import EventSink, SinkConfig
+from gridalarm.timeutil import format_time
+
+pytestmark = pytest.mark.integration
+
+DATA = REPO_ROOT.parent / "shared" / "data" / "htcondor-eventlogs"
+LOGS = sorted(p for p in DATA.glob("*") if p.is_file() and not p.name.startswith("LICENSE"))
+# `gridalarm produce es`, registered here as the composition root will do it.
+CLI = [
+    sys.executable,
+    "-c",
+    "import sys; from gridalarm.cli import main, produce, elastic; "
+    "elastic.register(produce.produce_app); sys.argv[0] = 'gridalarm'; main()",
+    "produce",
+    "es",
+]
+
+
+# -- documents --------------------------------------------------------------------------------
+
+
+def log_documents() -> list[dict[str, Any]]:
+    """One Fermilab-style document per event of the real logs, in log order."""
+    docs = []
+    items = read_events(LOGS, ReadConfig(timezone="UTC", source="test"))
+    for seq, item in enumerate(i for i in items if i.message is not None):
+        message = item.message
+        assert message is not None and item.ts is not None
+        cluster, _, proc = message.get("attrs", {}).get("job", "0.0").partition(".")
+        stamp = format_time(item.ts)
+        docs.append(
+            {
+                "@timestamp": stamp,
+                "EventTime": stamp,
+                "MyType" if seq % 5 else "TriggerEventTypeName": message["type"],
+                "host": message["stream"].removeprefix("schedd:"),
+                "Cluster": int(cluster),
+                "Proc": int(proc or 0),
+                "Owner": f"user{seq % 7}",
+                "pool": "test",
+                "seq": seq,
+            }
+        )
+    return docs
+
+
+DOCS = log_documents()
+
+
+def index_name(prefix: str, doc: dict[str, Any]) -> str:
+    return f"{prefix}fifebatch-logs-{doc['@timestamp'][:10].replace('-', '.')}"
+
+
+def index_documents(client: Any, prefix: str, docs: list[dict[str, Any]]) -> None:
+    """As Logstash does: a template, daily indices made by the first write, then a refresh."""
+    from elasticsearch import helpers
+
+    client.indices.put_index_template(
+        name=f"{prefix}fifebatch-logs",
+        index_patterns=[f"{prefix}fifebatch-logs-*"],
+        template={
+            "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+            "mappings": {
+                "dynamic_templates": [
+                    {"strings": {"match_mapping_type": "string", "mapping": {"type": "keyword"}}}
+                ],
+                "properties": {
+                    "@timestamp": {"type": "date"},
+                    "EventTime": {"type": "keyword"},
+                    "Cluster": {"type": "keyword"},
+                    "Proc": {"type": "keyword"},
+                },
+            },
+        },
+    )
+    actions = [
+        {"_index": index_name(prefix, d), "_id": f"doc-{d['seq']}", "_source": d} for d in docs
+    ]
+    ok, errors = helpers.bulk(client, actions, chunk_size=2000, refresh="wait_for")
+    assert (ok, errors) == (len(docs), [])
+
+
+def expected_counts(docs: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
+    return Counter(
+        (f"schedd:{d['host']}", d.get("MyType") or d["TriggerEventTypeName"]) for d in docs
+    )
+
+
+# -- Kafka ------------------------------------------------------------------------------------
+
+
+class Collector:
+    """Every message of a topic so far, read incrementally."""
+
+    def __init__(self, settings: Settings, kind: str = "events") -> None:
+        self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False)
+        tps = [TopicPartition(settings.topic(kind), p) for p in range(settings.partitions)]
+        self.consumer.assign(tps)
+        self.consumer.seek_to_beginning(*tps)
+        self.messages: list[dict[str, Any]] = []
+
+    def events(self) -> list[dict[str, Any]]:
+        for records in self.consumer.poll(timeout_ms=200, max_records=100_000).values():
+            self.messages += [orjson.loads(r.value) for r in records]
+        return [m for m in self.messages if not m.get("heartbeat")]
+
+    def wait_for(self, count: int, timeout: float = 90.0, by_n: bool = False) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.events()
+            have = sum(m.get("n", 1) for m in got) if by_n else len(got)
+            if have >= count:
+                return got
+            assert time.monotonic() < deadline, f"{have} of {count} arrived"
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+@pytest.fixture
+def collector(kafka_settings: Settings) -> Iterator[Collector]:
+    c = Collector(kafka_settings)
+    yield c
+    c.close()
+
+
+def assert_once(events: list[dict[str, Any]], docs: list[dict[str, Any]]) -> None:
+    eids = Counter(m["attrs"]["eid"] for m in events)
+    twice = [e for e, n in eids.items() if n > 1]
+    assert not twice, f"{len(twice)} documents sent more than once, e.g. {twice[:3]}"
+    assert len(eids) == len(docs)
+    got = Counter((m["stream"], m["type"]) for m in events)
+    assert got == expected_counts(docs)
+
+
+def run_producer(
+    settings: Settings, url: str, config: ElasticConfig, checkpoint: Path | None
+) -> Any:
+    async def main() -> Any:
+        call = Retrying(Connection((url,)).client(), url, RetryPolicy(give_up=30), print)
+        sink_config = SinkConfig.from_settings(settings, settings.kafka, source=config.source)
+        dead_config = SinkConfig(
+            bootstrap=settings.kafka,
+            topic=settings.topic("deadletter"),
+            source=config.source,
+            heartbeat_interval=None,
+        )
+        previous = (
+            load_checkpoint(checkpoint, settings.topic("events"), config.mode)
+            if checkpoint
+            else None
+        )
+        try:
+            async with EventSink(sink_config) as sink, EventSink(dead_config) as dead:
+                producer = ElasticProducer(call, config, sink, dead, checkpoint, previous)
+                return await producer.run()
+        finally:
+            call.client.close()
+
+    return asyncio.run(main())
+
+
+def cli(settings: Settings, url: str, prefix: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*CLI, "--url", url, "--index", f"{prefix}fifebatch-logs-*", *args],
+        env=settings_env(settings),
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def kill_after_checkpoint(proc: subprocess.Popen[str], path: Path, field: str) -> None:
+    """SIGKILL the producer once it has checkpointed some progress (mid-backfill)."""
+    deadline = time.monotonic() + 120
+    while True:
+        assert proc.poll() is None, f"finished before the kill: {proc.communicate()}"
+        if path.exists() and orjson.loads(path.read_bytes()).get(field) is not None:
+            break
+        assert time.monotonic() < deadline, "no checkpoint with progress"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+# -- tests ------------------------------------------------------------------------------------
+
+
+def test_backfill_delivers_every_document_once(
+    es_client: Any,
+    es_url: str,
+    es_index_prefix: str,
+    kafka_settings: Settings,
+    collector: Collector,
+    tmp_path: Path,
+) -> None:
+    index_documents(es_client, es_index_prefix, DOCS)
+    days = {index_name(es_index_prefix, d) for d in DOCS}
+    assert len(days) > 10  # several daily indices
+    config = ElasticConfig(
+        settings=kafka_settings,
+        index=f"{es_index_prefix}fifebatch-logs-*",
+        fields=FieldMap(),
+        source="es:test",
+        page_size=500,
+    )
+    checkpoint = tmp_path / "es.json"
+    stats = run_producer(kafka_settings, es_url, config, checkpoint)
+    assert stats.events == len(DOCS) and stats.deadletters == 0
+    events = collector.wait_for(len(DOCS))
+    assert_once(events, DOCS)
+    sample = next(m for m in events if m["attrs"]["eid"].endswith("/doc-0"))
+    assert sample["attrs"]["owner"] == "user0" and sample["attrs"]["pool"] == "test"
+    assert "job" in sample["attrs"] and sample["source"] == "es:test"
+    # A second run from the checkpoint finds nothing new.
+    again = run_producer(kafka_settings, es_url, config, checkpoint)
+    assert again.events == 0 and again.resumed
+
+
+def test_cli_killed_mid_backfill_then_restarted_sends_each_document_once(
+    es_client: Any,
+    es_url: str,
+    es_index_prefix: str,
+    kafka_settings: Settings,
+    collector: Collector,
+    tmp_path: Path,
+) -> None:
+    index_documents(es_client, es_index_prefix, DOCS)
+    checkpoint = tmp_path / "cp.json"
+    args = ["--page-size", "50", "--checkpoint", str(checkpoint), "--checkpoint-interval", "0.1s"]
+    first = cli(kafka_settings, es_url, es_index_prefix, *args)
+    kill_after_checkpoint(first, checkpoint, "ts_ms")
+    sent_before = len(collector.events())
+    assert 0 < sent_before < len(DOCS)
+    second = cli(kafka_settings, es_url, es_index_prefix, *args)
+    out, err = second.communicate(timeout=300)
+    assert second.returncode == 0, err
+    assert "resumed from a checkpoint" in out
+    assert_once(collector.wait_for(len(DOCS)), DOCS)
+
+
+def test_aggregate_counts_add_up_across_a_kill_and_restart(
+    es_client: Any,
+    es_url: str,
+    es_index_prefix: str,
+    kafka_settings: Settings,
+    collector: Collector,
+    tmp_path: Path,
+) -> None:
+    index_documents(es_client, es_index_prefix, DOCS)
+    checkpoint = tmp_path / "agg.json"
+    args = ["--aggregate", "--window", "1h", "--page-size", "5", "--checkpoint", str(checkpoint)]
+    args += ["--checkpoint-interval", "0.05s"]
+    first = cli(kafka_settings, es_url, es_index_prefix, *args)
+    kill_after_checkpoint(first, checkpoint, "agg_after")
+    second = cli(kafka_settings, es_url, es_index_prefix, *args)
+    _out, err = second.communicate(timeout=300)
+    assert second.returncode == 0, err
+    events = collector.wait_for(len(DOCS), by_n=True)
+    keys = Counter(m["attrs"]["eid"] for m in events)
+    assert max(keys.values()) == 1, "a window's count was sent twice"
+    got: Counter[tuple[str, str]] = Counter()
+    for m in events:
+        got[(m["stream"], m["type"])] += m.get("n", 1)
+        assert m["ts"].endswith(":00:00Z")  # window starts
+    assert got == expected_counts(DOCS)
+    assert any(m.get("n", 1) > 1 for m in events)
+    assert len(events) < len(DOCS) / 3  # pre-counted: far fewer messages
+
+
+def test_bad_documents_are_dead_lettered_with_a_reason(
+    es_client: Any,
+    es_url: str,
+    es_index_prefix: str,
+    kafka_settings: Settings,
+    collector: Collector,
+) -> None:
+    good = DOCS[:200]
+    bad = [
+        {"@timestamp": "2025-11-05T00:00:00Z", "host": "h", "seq": 100_001},  # no type
+        {"@timestamp": "2025-11-05T00:00:01Z", "MyType": "ExecuteEvent", "host": "h",
+         "EventTime": "yesterday", "seq": 100_002},  # ill-typed time
+        {"@timestamp": "2025-11-05T00:00:02Z", "MyType": "ExecuteEvent", "host": "h",
+         "Cluster": "abc", "seq": 100_003},  # ill-typed job number
+        {"@timestamp": "2025-11-05T00:00:03Z", "MyType": "ExecuteEvent", "seq": 100_004},
+    ]  # fmt: skip
+    index_documents(es_client, es_index_prefix, good + bad)
+    config = ElasticConfig(
+        settings=kafka_settings,
+        index=f"{es_index_prefix}fifebatch-logs-*",
+        fields=FieldMap(),
+        source="es:test",
+    )
+    stats = run_producer(kafka_settings, es_url, config, None)
+    assert stats.deadletters == 4
+    assert_once(collector.wait_for(len(good)), good)
+    dead = Collector(kafka_settings, "deadletter")
+    try:
+        deadline = time.monotonic() + 30
+        while len(dead.events()) < 4:
+            assert time.monotonic() < deadline
+    finally:
+        dead.close()
+    reasons = sorted((m["reason"], m["detail"]) for m in dead.messages)
+    assert [r for r, _ in reasons] == ["bad_time", "schema", "schema", "schema"]
+    details = " | ".join(d for _, d in reasons)
+    assert "no event type" in details and "Cluster 'abc'" in details
+    assert "stream field" in details and "EventTime" in details
+
+
+def test_unreachable_elasticsearch_is_a_one_line_error(kafka_settings: Settings) -> None:
+    proc = subprocess.run(
+        [*CLI, "--url", "http://127.0.0.1:1", "--index", "x-*", "--retry-for", "1s"],
+        env=settings_env(kafka_settings),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("gridalarm: ")]
+    assert lines and "cannot reach Elasticsearch at http://127.0.0.1:1" in lines[-1]
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.fixture
+def own_node(tmp_path: Path, local_es_jars: Path) -> Iterator[Any]:
+    """A node of this test's own, which it may stop and start."""
+    from gridalarm.locales import LocalElasticsearch, LocalElasticsearchConfig
+
+    jars = Path(os.environ.get("GRIDALARM_ES_JARS", local_es_jars))
+    with socket.socket() as sock:  # a fixed port: the URL must stay the same across restarts
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    node = LocalElasticsearch(
+        LocalElasticsearchConfig(state_dir=tmp_path / "node", port=port, jars_dir=jars)
+    )
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+def test_follow_survives_an_elasticsearch_stop_and_start(
+    own_node: Any, kafka_settings: Settings, collector: Collector, tmp_path: Path
+) -> None:
+    from elasticsearch import Elasticsearch
+
+    prefix = "follow-"
+    url = own_node.url
+    half = len(DOCS) // 2
+    ordered = sorted(DOCS, key=lambda d: d["@timestamp"])
+    early = ordered[:half]
+    with Elasticsearch(url, request_timeout=60) as client:
+        index_documents(client, prefix, early)
+    args = ["--follow", "--lag", "10s", "--poll", "0.3s", "--retry-for", "0"]
+    args += ["--checkpoint", str(tmp_path / "follow.json")]
+    proc = cli(kafka_settings, url, prefix, *args)
+    try:
+        collector.wait_for(len(early))
+        own_node.stop()
+        time.sleep(2)  # the producer meets a dead node and retries
+        assert proc.poll() is None
+        own_node.start()
+        url = own_node.url
+        # New documents, as a live schedd writes them: stamped just now (several per ms),
+        # visible after the refresh, well within the lag.
+        now = time.time()
+        late = [
+            {**d, "@timestamp": format_time(now - 2 + i / 2000), "EventTime": None}
+            for i, d in enumerate(ordered[half:])
+        ]
+        late = [{k: v for k, v in d.items() if v is not None} for d in late]
+        with Elasticsearch(url, request_timeout=60) as client:
+            index_documents(client, prefix, late)
+        events = collector.wait_for(len(DOCS), timeout=180)
+        time.sleep(1.5)  # a few more passes: nothing more may come
+        assert_once(collector.events(), early + late)
+        assert len(events) >= len(DOCS)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "retrying" in err and "answers again" in err
+
+
+def test_cms_documents_through_the_mapping_file(
+    es_client: Any,
+    es_url: str,
+    es_index_prefix: str,
+    kafka_settings: Settings,
+    collector: Collector,
+) -> None:
+    from elasticsearch import helpers
+
+    index = f"{es_index_prefix}cms-jobs"
+    es_client.indices.create(
+        index=index,
+        settings={"number_of_shards": 2, "number_of_replicas": 0},
+        mappings={
+            "properties": {
+                "RecordTime": {"type": "date", "format": "epoch_second"},
+                "Status": {"type": "keyword"},
+                "ScheddName": {"type": "keyword"},
+                "Site": {"type": "keyword"},
+            }
+        },
+    )
+    statuses = ("Running", "Completed", "Held", "Removed")
+    docs = [
+        {
+            "RecordTime": 1_700_000_000 + seq // 4,  # four documents per second: ties
+            "Status": statuses[seq % 4],
+            "ScheddName": f"crab3@vocms0{seq % 3}",
+            "Site": f"T2_US_{seq % 5}",
+        }
+        for seq in range(300)
+    ]
+    actions = [{"_index": index, "_id": str(i), "_source": d} for i, d in enumerate(docs)]
+    assert helpers.bulk(es_client, actions, refresh="wait_for") == (300, [])
+    for aggregate in (False, True):
+        config = ElasticConfig(
+            settings=kafka_settings,
+            index=index,
+            fields=load_mapping("cms"),
+            source="es:cms",
+            aggregate=aggregate,
+            window=60,
+            page_size=7,
+        )
+        stats = run_producer(kafka_settings, es_url, config, None)
+        assert stats.documents == 300 and stats.deadletters == 0
+    events = collector.wait_for(300 + 300, by_n=True)
+    expected = Counter((f"schedd:{d['ScheddName']}", d["Status"]) for d in docs)
+    per_doc = [m for m in events if m["attrs"]["eid"].startswith("es:")]
+    counted = [m for m in events if m["attrs"]["eid"].startswith("agg:")]
+    assert len({m["attrs"]["eid"] for m in per_doc}) == 300
+    assert Counter((m["stream"], m["type"]) for m in per_doc) == expected
+    got: Counter[tuple[str, str]] = Counter()
+    for m in counted:
+        got[(m["stream"], m["type"])] += m.get("n", 1)
+    assert got == expected
+    assert per_doc[0]["attrs"]["site"].startswith("T2_US_")
