@@ -28,9 +28,12 @@ $(BIN)/python:
 	  echo "make: '$(PYTHON) -m venv' failed; on Debian/Ubuntu install the python3.11-venv package" >&2; \
 	  exit 1; }
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# The example probe in tests/plugins/condorq is installed like any site's plug-in would be, so
+# that the tests find it through the gridalarm.producers entry points (docs/producers.md).
+$(STAMP): pyproject.toml tests/plugins/condorq/pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -e '.[test]'
+	$(BIN)/python -m pip install -q -e tests/plugins/condorq
 	@touch $@
 
 lint: install

@@ -125,24 +125,30 @@ def load_checkpoint(path: Path, topic: str) -> Checkpoint | None:
 
 def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     """Replace the checkpoint at ``path`` atomically (see the module docstring)."""
-    data = orjson.dumps(_to_json(checkpoint), option=orjson.OPT_INDENT_2)
-    folder = path.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(folder)
+        write_atomically(path, orjson.dumps(_to_json(checkpoint), option=orjson.OPT_INDENT_2))
     except OSError as err:
         raise CheckpointError(f"checkpoint {path}: cannot write ({err.strerror or err})") from None
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that a crash at any moment leaves the old file or the
+    new one, never a mix: a temporary file in the same folder, fsynced, renamed over the old
+    one, the folder fsynced. Every producer's checkpoint is written this way."""
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(folder)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -241,4 +247,5 @@ __all__ = [
     "fingerprint",
     "load_checkpoint",
     "save_checkpoint",
+    "write_atomically",
 ]

@@ -23,8 +23,6 @@ import contextlib
 import hashlib
 import logging
 import math
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -35,6 +33,7 @@ from typing import Any
 import orjson
 
 from gridalarm.messages import MIN_EVENT_TIME, event_message
+from gridalarm.producers.checkpoint import write_atomically
 from gridalarm.timeutil import parse_time
 
 CHECKPOINT_VERSION = 1
@@ -699,7 +698,7 @@ def load_checkpoint(path: Path, topic: str, mode: str) -> ElasticCheckpoint | No
 
 
 def save_checkpoint(path: Path, checkpoint: ElasticCheckpoint) -> None:
-    """Replace the checkpoint atomically: a temporary file, fsynced, renamed over the old."""
+    """Replace the checkpoint atomically (see :func:`checkpoint.write_atomically`)."""
     data = orjson.dumps(
         {
             "v": CHECKPOINT_VERSION,
@@ -717,18 +716,7 @@ def save_checkpoint(path: Path, checkpoint: ElasticCheckpoint) -> None:
         option=orjson.OPT_INDENT_2,
     )
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomically(path, data)
     except OSError as err:
         raise ElasticError(f"checkpoint {path}: cannot write ({err.strerror or err})") from None
 

@@ -1,12 +1,12 @@
 """Elasticsearch producer, Kafka side: send what the scans read, checkpoint once acknowledged.
 
-Built like :class:`~gridalarm.producers.eventlog_producer.EventLogProducer`, and sharing its
-parts: a checkpoint is saved only after :func:`delivered` (the broker acknowledged everything
-sent before it), and it records the events topic's end offsets then; a restarted producer reads
-the topic past those offsets (:class:`TopicReader`) and does not send again the events a crash
-left delivered but not checkpointed (their ``attrs.eid``: ``es:<index>/<_id>`` or
-``agg:<window>:<stream>:<type>``). Reading resumes from the delivered position
-(:class:`~gridalarm.producers.elastic.Position`), so nothing is skipped either.
+A :class:`~gridalarm.producers.base.CheckpointedProducer`, like the EventLog producer: a
+checkpoint is saved only after the broker acknowledged everything sent before it, with the
+events topic's end offsets then; a restarted producer reads the topic past those offsets and
+does not send again the events a crash left delivered but not checkpointed (their
+``attrs.eid``: ``es:<index>/<_id>`` or ``agg:<window>:<stream>:<type>``). Reading resumes from
+the delivered position (:class:`~gridalarm.producers.elastic.Position`), so nothing is skipped
+either.
 
 Backfill reads ``[since, until)`` (until: now minus the lag) once; ``--follow`` then repeats
 the pass every poll over ``[position, now - lag)``: the lag leaves time for the index refresh
@@ -17,13 +17,12 @@ and type, and only for windows that ended before ``now - lag``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from gridalarm.config import Settings
-from gridalarm.messages import deadletter_message, dumps
+from gridalarm.producers.base import CheckpointedProducer, Delivery, ProducerStats
 from gridalarm.producers.elastic import (
     AggPosition,
     AggScan,
@@ -38,10 +37,8 @@ from gridalarm.producers.elastic import (
     save_checkpoint,
     window_floor,
 )
-from gridalarm.producers.eventlog import Warn, no_warning
-from gridalarm.producers.eventlog_producer import TopicReader, delivered
-from gridalarm.producers.replay import final_heartbeat_time
-from gridalarm.producers.sink import EventSink, SinkError
+from gridalarm.producers.sink import EventSink
+from gridalarm.producers.warn import Warn, no_warning
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,22 +77,14 @@ class ElasticConfig:
 
 
 @dataclass(slots=True)
-class ElasticStats:
-    """What a producer run did."""
+class ElasticStats(ProducerStats):
+    """What a producer run did (``events``: messages sent, a pre-counted one once)."""
 
-    events: int = 0  # messages sent (pre-counted ones count once)
     documents: int = 0  # documents they stand for
-    deadletters: int = 0
     unaggregated: int = 0  # --aggregate: documents without a stream or type, not counted
-    duplicates: int = 0
     passes: int = 0
     pits: int = 0
     retries: int = 0
-    checkpoints: int = 0
-    heartbeats: int = 0
-    resumed: bool = False
-    stopped: bool = False
-    seconds: float = 0.0
 
     def summary(self) -> str:
         """One line for the operator."""
@@ -119,8 +108,11 @@ class ElasticStats:
         )
 
 
-class ElasticProducer:
+class ElasticProducer(CheckpointedProducer):
     """Reads the index pattern in time order and sends each document (or count) once."""
+
+    stats: ElasticStats
+    fatal = (*CheckpointedProducer.fatal, ElasticError)
 
     def __init__(
         self,
@@ -132,14 +124,19 @@ class ElasticProducer:
         resumed_from: ElasticCheckpoint | None = None,
         warn: Warn = no_warning,
     ) -> None:
+        delivery = Delivery(
+            settings=config.settings,
+            sink=sink,
+            deadletters=deadletters,
+            checkpoint_path=checkpoint_path,
+            resumed_ends=resumed_from.kafka_ends if resumed_from is not None else None,
+            resumed=resumed_from is not None,
+            checkpoint_interval=config.checkpoint_interval,
+            warn=warn,
+        )
+        super().__init__(delivery, ElasticStats())
         self.call = call
         self.config = config
-        self.sink = sink
-        self.deadletters = deadletters
-        self.checkpoint_path = checkpoint_path
-        self.resumed_from = resumed_from
-        self.warn = warn
-        self.stats = ElasticStats(resumed=resumed_from is not None)
         previous = resumed_from
         self.position = Position(
             previous.ts_ms if previous else None, set(previous.seen) if previous else set()
@@ -147,11 +144,14 @@ class ElasticProducer:
         self.agg = AggPosition(
             previous.agg_from if previous else None, previous.agg_after if previous else None
         )
-        self._topic: TopicReader | None = None
-        self._skip: set[str] = set()
-        self._skip_from: dict[int, int] | None = None
         self._safe: float | None = None  # event time before which everything was read
-        self._next_commit = 0.0
+
+    @property
+    def follows(self) -> bool:
+        return self.config.follow
+
+    def clock(self) -> float | None:
+        return self._safe
 
     @property
     def since_ms(self) -> int | None:
@@ -169,16 +169,8 @@ class ElasticProducer:
         upper_ms = int(upper * 1000)
         return window_floor(upper_ms, cfg.window) if cfg.aggregate else upper_ms
 
-    async def run(self, stop: asyncio.Event | None = None) -> ElasticStats:
-        started = time.monotonic()
-        first_heartbeats = self.sink.stats.heartbeats
-        failed = False
+    async def produce(self, stop: asyncio.Event | None) -> None:
         try:
-            await self._start_topic_reader()
-            await self.commit()
-            if self.config.follow:
-                self.sink.clock = lambda: self._safe
-            self._next_commit = time.monotonic() + self.config.checkpoint_interval
             while True:
                 upper = self._upper_ms()
                 if self.config.aggregate:
@@ -188,68 +180,22 @@ class ElasticProducer:
                 self.stats.passes += 1
                 self._safe = upper / 1000.0
                 # What a crashed run delivered lies before this pass's end: all found by now.
-                self._skip.clear()
+                self.found_all_skipped()
                 if not self.config.follow:
-                    break
-                await self._maybe_commit()
-                if await self._wait(stop):
-                    self.stats.stopped = True
-                    break
-            if not self.config.follow and self.sink.stats.max_ts is not None:
-                await self.sink.heartbeat(
-                    final_heartbeat_time(self.sink.stats.max_ts, self.config.settings)
-                )
+                    return
+                await self.maybe_commit()
+                if await self.wait(stop, self.config.poll_interval):
+                    return
         except asyncio.CancelledError:
-            self.stats.stopped = True
             self.call.stopping.set()  # a page fetch still retrying in its thread gives up
             raise
-        except (SinkError, ElasticError):
-            failed = True
-            raise
-        finally:
-            self.sink.clock = None
-            try:
-                if not failed:
-                    await self.commit()
-            finally:
-                if self._topic is not None:
-                    await self._topic.stop()
-                self.stats.seconds = time.monotonic() - started
-                self.stats.heartbeats = self.sink.stats.heartbeats - first_heartbeats
-                self.stats.retries = self.call.retries
-        return self.stats
 
-    async def _wait(self, stop: asyncio.Event | None) -> bool:
-        """Sleep a poll interval; True when asked to stop."""
-        if stop is None:
-            await asyncio.sleep(self.config.poll_interval)
-            return False
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), self.config.poll_interval)
-        return stop.is_set()
-
-    async def _start_topic_reader(self) -> None:
-        if self.checkpoint_path is None:
-            return
-        cfg = self.sink.config
-        self._topic = TopicReader(cfg.bootstrap, cfg.topic, self.sink.partitions)
-        await self._topic.start()
-        previous = self.resumed_from
-        if previous is None or previous.kafka_ends is None:
-            return
-        self._skip = await self._topic.event_ids_since(previous.kafka_ends)
-        if self._skip:
-            self._skip_from = dict(previous.kafka_ends)
+    def finish(self) -> None:
+        self.stats.retries = self.call.retries
 
     async def _send(self, message: dict, ts: float | None, documents: int) -> None:
-        eid = message["attrs"]["eid"]
-        if self._skip and eid in self._skip:
-            self._skip.discard(eid)
-            self.stats.duplicates += 1
-            return
-        await self.sink.send(message, ts)
-        self.stats.events += 1
-        self.stats.documents += documents
+        if await self.emit(message, ts, message["attrs"]["eid"]):
+            self.stats.documents += documents
 
     async def _doc_pass(self, upper_ms: int) -> None:
         cfg = self.config
@@ -268,7 +214,7 @@ class ElasticProducer:
                     else:
                         await self._dead_letter(item)
                     self.position.advance(item)
-                await self._maybe_commit()
+                await self.maybe_commit()
         finally:
             self.stats.pits += scan.pits
             await asyncio.to_thread(scan.close)
@@ -292,7 +238,7 @@ class ElasticProducer:
                     continue
                 await self._send(message, bucket["key"]["w"] / 1000.0, int(bucket["doc_count"]))
             self.agg.after = after
-            await self._maybe_commit()
+            await self.maybe_commit()
         self.agg.from_ms = upper_ms
         self.agg.after = None
         if self.stats.unaggregated > warned:
@@ -302,40 +248,19 @@ class ElasticProducer:
             )
 
     async def _dead_letter(self, item: Converted) -> None:
-        self.stats.deadletters += 1
-        self.warn(f"{item.key}: {item.reason}: {item.detail}; dead-lettered")
-        if self.deadletters is None:
-            return
         index, _, _ = item.key.partition("/")
-        message = deadletter_message(
+        await self.dead_letter(
             item.raw,
             item.reason,
             item.detail,
-            topic=f"es:{index}",
-            partition=0,
-            offset=0,
+            origin=f"es:{index}",
+            where=item.key,
             stream=item.stream,
         )
-        key = item.stream.encode() if item.stream else None
-        await self.deadletters.send_raw(dumps(message), key)
 
-    async def _maybe_commit(self) -> None:
-        if time.monotonic() >= self._next_commit:
-            await self.commit()
-            self._next_commit = time.monotonic() + self.config.checkpoint_interval
-
-    async def commit(self) -> None:
-        """Wait until the broker has everything sent so far, then save the checkpoint."""
-        await delivered(self.sink)
-        if self.deadletters is not None:
-            await delivered(self.deadletters)
-        if self.checkpoint_path is None:
-            return
-        ends = await self._topic.ends() if self._topic is not None else None
-        if self._skip:
-            ends = self._skip_from  # the crashed run's events still lie ahead: search there
+    def save_checkpoint(self, path: Path, kafka_ends: dict[int, int] | None) -> None:
         save_checkpoint(
-            self.checkpoint_path,
+            path,
             ElasticCheckpoint(
                 topic=self.sink.config.topic,
                 mode=self.config.mode,
@@ -343,11 +268,10 @@ class ElasticProducer:
                 seen=tuple(self.position.seen),
                 agg_from=self.agg.from_ms,
                 agg_after=self.agg.after,
-                kafka_ends=ends,
+                kafka_ends=kafka_ends,
                 saved_at=time.time(),
             ),
         )
-        self.stats.checkpoints += 1
 
 
 __all__ = ["ElasticConfig", "ElasticProducer", "ElasticStats"]

@@ -43,7 +43,7 @@ import re
 import socket
 import stat
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ from gridalarm.producers.checkpoint import (
     fingerprint,
 )
 from gridalarm.producers.eventlog_time import LOCAL, EventTimes, StampError, parse_stamp
+from gridalarm.producers.warn import Warn, no_warning
 
 FORMATS: tuple[str, ...] = ("text", "json", "xml")
 AD_INFO_MODES: tuple[str, ...] = ("trigger", "event", "skip")
@@ -785,13 +786,6 @@ class Item:
     eid: str | None = None
     bad: BadChunk | None = None
     skipped: bool = False
-
-
-Warn = Callable[[str], None]
-
-
-def no_warning(message: str) -> None:
-    return None
 
 
 class Tailer:

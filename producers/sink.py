@@ -259,11 +259,23 @@ class EventSink:
         self.stats.last_heartbeat_ts = ts
 
     async def flush(self) -> None:
-        """Send every partly filled batch and wait until the broker has acknowledged all."""
+        """Send every partly filled batch and wait until the broker has acknowledged all.
+
+        When it returns, every message queued before the call is acknowledged (acks=all), so a
+        producer may checkpoint its read position right after it. A batch the linger task is
+        handing to aiokafka at that moment (``send_batch`` waits while an older batch of its
+        partition is queued) is neither among the builders nor among the pending futures: so
+        wait for any hand-over to finish (the submit lock) and reap again, until none runs.
+        """
         self._check_tasks()
         for partition in list(self._builders):
             await self._submit(partition)
-        await self._reap(wait_all=True)
+        while True:
+            async with self._submit_lock:
+                pass
+            await self._reap(wait_all=True)
+            if not self._submit_lock.locked() and not self._pending:
+                return
 
     # -- internals -------------------------------------------------------------------------
 

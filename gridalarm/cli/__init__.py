@@ -49,6 +49,7 @@ def _register() -> None:
         eventlog,
         kafka,
         models,
+        probes,
         produce,
         simulate,
         worker,
@@ -58,6 +59,7 @@ def _register() -> None:
         module.register(app)
     eventlog.register(produce.produce_app)
     elastic.register(produce.produce_app)
+    probes.register(produce.produce_app)
 
 
 def main() -> None:

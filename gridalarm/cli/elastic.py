@@ -123,8 +123,8 @@ def es_command(
         quiet_transport_log,
     )
     from gridalarm.producers.elastic_producer import ElasticConfig, ElasticProducer
-    from gridalarm.producers.eventlog_producer import warn_to_stderr
     from gridalarm.producers.sink import EventSink, SinkConfig, SinkError
+    from gridalarm.producers.warn import warn_to_stderr
 
     settings = load_settings()
     warn = (lambda message: None) if quiet else warn_to_stderr

@@ -90,12 +90,9 @@ def eventlog_command(
         load_checkpoint,
     )
     from gridalarm.producers.eventlog import EventLogError, ReadConfig, StreamRule, Tailer
-    from gridalarm.producers.eventlog_producer import (
-        EventLogProducer,
-        ProduceConfig,
-        warn_to_stderr,
-    )
+    from gridalarm.producers.eventlog_producer import EventLogProducer, ProduceConfig
     from gridalarm.producers.sink import EventSink, SinkConfig, SinkError
+    from gridalarm.producers.warn import warn_to_stderr
 
     settings = load_settings()
     warn = (lambda message: None) if quiet else warn_to_stderr
