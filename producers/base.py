@@ -112,6 +112,7 @@ class ProducerStats:
     duplicates: int = 0  # delivered before a crash, found on the topic, not sent again
     heartbeats: int = 0
     checkpoints: int = 0
+    checkpointed_at: float | None = None  # wall-clock time of the last checkpoint
     resumed: bool = False
     stopped: bool = False
     final_heartbeat_ts: float | None = None
@@ -249,6 +250,7 @@ class CheckpointedProducer(ABC):
             ends = self._skip_from  # the crashed run's events still lie ahead: search there
         self.save_checkpoint(path, ends)
         self.stats.checkpoints += 1
+        self.stats.checkpointed_at = time.time()
 
     # -- the run ---------------------------------------------------------------------------
 

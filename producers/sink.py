@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -98,6 +98,8 @@ class SinkStats:
     bytes: int = 0
     max_ts: float | None = None  # the latest event time sent
     last_heartbeat_ts: float | None = None
+    # Messages by event type ("gauge" for gauge samples, "raw" for bytes passed through).
+    by_type: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -227,14 +229,22 @@ class EventSink:
             ts = _event_time(message.get("ts"))
         stream = message.get("stream")
         key = stream.encode() if isinstance(stream, str) else None
-        await self.send_raw(dumps(message), key, ts)
+        kind = message.get("type")
+        if not isinstance(kind, str):
+            kind = "gauge" if "metrics" in message else "other"
+        await self.send_raw(dumps(message), key, ts, kind)
 
     async def send_raw(
-        self, value: bytes, key: bytes | None = None, ts: float | None = None
+        self,
+        value: bytes,
+        key: bytes | None = None,
+        ts: float | None = None,
+        kind: str = "raw",
     ) -> None:
         """Queue bytes as they are (pass-through). Without a key the partition is random.
 
         ``ts`` is the message's event time if the caller knows it; it only feeds the heartbeats.
+        ``kind`` is what the message is counted as in :attr:`SinkStats.by_type` (metrics).
         Raises :class:`MessageTooLarge` for a message over ``max_request_size`` (nothing is sent).
         """
         size = len(value) + (len(key) if key else 0) + _RECORD_OVERHEAD
@@ -247,6 +257,7 @@ class EventSink:
         stats = self.stats
         stats.messages += 1
         stats.bytes += len(value)
+        stats.by_type[kind] += 1
         if ts is not None and (stats.max_ts is None or ts > stats.max_ts):
             stats.max_ts = ts
 

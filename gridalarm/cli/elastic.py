@@ -15,7 +15,13 @@ from typing import Annotated
 import typer
 
 from gridalarm.cli import CliError
-from gridalarm.cli.produce import kafka_ready, producer_error, run_producer
+from gridalarm.cli.produce import (
+    METRICS_HELP,
+    kafka_ready,
+    producer_error,
+    producer_metrics,
+    run_producer,
+)
 from gridalarm.config import load_settings
 from gridalarm.timeutil import parse_duration, parse_time
 
@@ -109,6 +115,7 @@ def es_command(
     source: Annotated[
         str | None, typer.Option(help="source of the messages (default: es:<index>)")
     ] = None,
+    metrics: Annotated[str | None, typer.Option(help=METRICS_HELP)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no warnings on stderr")] = False,
 ) -> None:
     """Send job events from Elasticsearch documents, once each, resuming from a checkpoint."""
@@ -172,6 +179,7 @@ def es_command(
         raise CliError(str(err)) from None
     bootstrap = kafka_ready(settings)
     events = SinkConfig.from_settings(settings, bootstrap, source=config.source)
+    served = producer_metrics(metrics, config.source)
     dead = SinkConfig(
         bootstrap=bootstrap,
         topic=settings.topic("deadletter"),
@@ -190,6 +198,8 @@ def es_command(
                 resumed_from=previous,
                 warn=warn,
             )
+            if served is not None:
+                served.sink, served.producer = sink, producer
             try:
                 await producer.run()
             except asyncio.CancelledError:

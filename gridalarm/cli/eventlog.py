@@ -16,7 +16,13 @@ from typing import Annotated
 import typer
 
 from gridalarm.cli import CliError
-from gridalarm.cli.produce import kafka_ready, producer_error, run_producer
+from gridalarm.cli.produce import (
+    METRICS_HELP,
+    kafka_ready,
+    producer_error,
+    producer_metrics,
+    run_producer,
+)
 from gridalarm.config import load_settings
 from gridalarm.timeutil import parse_duration
 
@@ -81,6 +87,7 @@ def eventlog_command(
     source: Annotated[
         str | None, typer.Option(help="source of the messages (default: eventlog:<host>)")
     ] = None,
+    metrics: Annotated[str | None, typer.Option(help=METRICS_HELP)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no warnings on stderr")] = False,
 ) -> None:
     """Send HTCondor job events from event logs, once each, resuming from a checkpoint."""
@@ -133,6 +140,7 @@ def eventlog_command(
         raise CliError(str(err)) from None
     bootstrap = kafka_ready(settings)
     events = SinkConfig.from_settings(settings, bootstrap, source=read.source)
+    served = producer_metrics(metrics, read.source or "eventlog")
     dead = SinkConfig(
         bootstrap=bootstrap,
         topic=settings.topic("deadletter"),
@@ -151,6 +159,8 @@ def eventlog_command(
                 resumed_from=previous,
                 warn=warn,
             )
+            if served is not None:
+                served.sink, served.producer = sink, producer
             try:
                 await producer.run()
             except asyncio.CancelledError:

@@ -15,7 +15,13 @@ from typing import Annotated
 import typer
 
 from gridalarm.cli import CliError
-from gridalarm.cli.produce import kafka_ready, producer_error, run_producer
+from gridalarm.cli.produce import (
+    METRICS_HELP,
+    kafka_ready,
+    producer_error,
+    producer_metrics,
+    run_producer,
+)
 from gridalarm.config import load_settings
 from gridalarm.timeutil import parse_duration
 
@@ -82,6 +88,7 @@ def run_command(
     source: Annotated[
         str | None, typer.Option(help="source of the messages (default: probe:<name>)")
     ] = None,
+    metrics: Annotated[str | None, typer.Option(help=METRICS_HELP)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no warnings on stderr")] = False,
 ) -> None:
     """Run an installed probe: poll it every interval and send its events, until stopped."""
@@ -111,8 +118,7 @@ def run_command(
             first = err.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "options"
             raise CliError(
-                f"probe {name}: --set {where}: {first['msg']} "
-                f"(see 'gridalarm produce plugins')"
+                f"probe {name}: --set {where}: {first['msg']} (see 'gridalarm produce plugins')"
             ) from None
         try:
             every = parse_duration(interval) if interval is not None else cls.interval
@@ -129,6 +135,7 @@ def run_command(
         raise CliError(str(err)) from None
     bootstrap = kafka_ready(settings)
     events = SinkConfig.from_settings(settings, bootstrap, source=context.source)
+    served = producer_metrics(metrics, context.source)
     dead = SinkConfig(
         bootstrap=bootstrap,
         topic=settings.topic("deadletter"),
@@ -140,6 +147,8 @@ def run_command(
         async with EventSink(events) as sink, EventSink(dead) as deadletters:
             delivery = probe_delivery(settings, sink, deadletters, where, previous, warn)
             producer = ProbeProducer(probe, run, delivery, resumed_from=previous)
+            if served is not None:
+                served.sink, served.producer = sink, producer
             try:
                 await producer.run()
             except asyncio.CancelledError:

@@ -97,6 +97,25 @@ def run_producer(main: Coroutine[Any, Any, T]) -> T:
         raise KeyboardInterrupt from None
 
 
+def producer_metrics(bind: str | None, source: str) -> Any:
+    """With ``--metrics HOST:PORT``: serve the producer's metrics there and return the
+    :class:`~gridalarm.metrics.ProducerMetrics` to attach its sink and run to; else None."""
+    if bind is None:
+        return None
+    from gridalarm.metrics import MetricsBind, MetricsError, producer_registry, serve
+
+    try:
+        where = MetricsBind.parse(bind)
+        registry, metrics = producer_registry(source)
+        serve(registry, where)
+    except MetricsError as err:
+        raise CliError(str(err)) from None
+    return metrics
+
+
+METRICS_HELP = "serve Prometheus metrics at HOST:PORT/metrics (e.g. 127.0.0.1:9464)"
+
+
 def producer_error(err: Exception) -> CliError:
     """A one-line CLI error for what a producer can fail with."""
     return CliError(str(err).splitlines()[0] if str(err) else type(err).__name__)

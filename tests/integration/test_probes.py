@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import urllib.request
 from collections import Counter as Tally
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,43 @@ def test_polling_run_stops_cleanly_on_sigterm(kafka_settings: Settings) -> None:
     assert len(checkpoints) == 1
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return response.read().decode()
+
+
+def test_metrics_endpoint_counts_what_the_probe_sent(kafka_settings: Settings) -> None:
+    port = free_port()
+    args = ["produce", "run", "condor-q", "--interval", "1h", "--set", CONDOR_Q]
+    args += ["--metrics", f"127.0.0.1:{port}"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gridalarm", *args],
+        env=settings_env(kafka_settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+    try:
+        wait_until(lambda: len(data(read_topic(kafka_settings, "events"))) >= 2, 60, "a poll")
+        wait_until(lambda: "checkpoint_age" in scrape(port), 30, "a checkpoint after the poll")
+        text = scrape(port)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    sent = len(data(read_topic(kafka_settings, "events")))
+    assert (
+        f'gridalarm_producer_events_total{{source="probe:condor-q",type="gauge"}} {sent}.0' in text
+    )
+    assert 'gridalarm_producer_deadletters_total{source="probe:condor-q"} 0.0' in text
+
+
 def test_bad_plugin_arguments_are_one_line(kafka_settings: Settings) -> None:
     cases = {
         ("produce", "run", "no-such"): "no probe named 'no-such'",
@@ -85,6 +124,7 @@ def test_bad_plugin_arguments_are_one_line(kafka_settings: Settings) -> None:
         ("produce", "run", "condor-q", "--set", "timeout=soon"): "--set timeout:",
         ("produce", "run", "condor-q", "--set", "novalue"): "write NAME=VALUE",
         ("produce", "run", "condor-q", "--interval", "0"): "--interval must be > 0",
+        ("produce", "run", "condor-q", "--metrics", "9464"): "--metrics '9464': write HOST:PORT",
     }
     for args, expected in cases.items():
         done = run_cli(kafka_settings, *args)
