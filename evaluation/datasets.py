@@ -36,12 +36,7 @@ import numpy as np
 
 from gridalarm.config import DEFAULT_FEATURES
 from gridalarm.messages import Event, Heartbeat, InvalidMessage, TimeBounds, parse_event
-from gridalarm.producers.replay import (
-    CSV_IGNORED_COLUMNS,
-    CSV_TIME_COLUMNS,
-    STUDY_START,
-    STUDY_STREAM,
-)
+from gridalarm.producers.replay import STUDY_START, STUDY_STREAM, CsvLayout, ReplayError
 from gridalarm.stream.windows import (
     ClosedWindow,
     PartitionState,
@@ -403,38 +398,25 @@ def load_window_csv(
     rows = [(n, cells) for n, cells in rows if any(cell.strip() for cell in cells)]
     if not rows:
         raise DatasetError(f"{path}: the file is empty; expected a CSV header row")
-    header_width = len(rows[0][1])
-    time_index, stream_index, columns = _csv_layout(rows[0][1], path)
-    rows = rows[1:]
-    if not rows:
+    if len(rows) == 1:
         raise DatasetError(f"{path}: no data rows after the header")
     default_stream = f"csv:{Path(_base_name(path)).stem}"
-    times = np.empty(len(rows))
-    names: list[str] = []
-    values = np.zeros((len(rows), len(columns)))
-    present = np.zeros((len(rows), len(columns)), dtype=bool)
-    counts = True
-    for i, (line_no, cells) in enumerate(rows):
-        where = f"{path}:{line_no}"
-        if len(cells) != header_width:
-            raise DatasetError(f"{where}: {len(cells)} cells, the header has {header_width}")
-        times[i] = _time_cell(cells[time_index], where, "time")
-        stream = cells[stream_index].strip() if stream_index is not None else ""
-        names.append(stream or default_stream)
-        for j, (column, feature) in enumerate(columns):
-            cell = cells[column].strip()
-            if not cell:
-                continue
-            if counts and not _COUNT.match(cell):
-                counts = False
-            try:
-                number = float(cell)
-            except ValueError:
-                number = math.nan
-            if not math.isfinite(number):
-                raise DatasetError(f"{where}: {feature} = {cell!r} is not a finite number")
-            values[i, j] = number
-            present[i, j] = True
+    try:
+        layout = CsvLayout.from_header(rows[0][1], path)
+        parsed = [layout.row(cells, line_no, default_stream) for line_no, cells in rows[1:]]
+    except ReplayError as err:  # the same layout errors, as the evaluation's own
+        raise DatasetError(str(err)) from None
+    columns = layout.features
+    times = np.array([row.ts for row in parsed])
+    names = [row.stream for row in parsed]
+    values = np.zeros((len(parsed), len(columns)))
+    present = np.zeros((len(parsed), len(columns)), dtype=bool)
+    counts = all(row.all_counts for row in parsed)
+    for i, row in enumerate(parsed):
+        for j, (_, cell) in enumerate(row.values):
+            if cell:
+                values[i, j] = float(cell)  # CsvLayout.row checked it is a finite number
+                present[i, j] = True
     size = _csv_window(times, window, path)
     slots = np.floor(times / size)
     last = slots.max()
@@ -456,35 +438,6 @@ def load_window_csv(
         streams.append(LabelledStream(name, starts, total, labels[name]))
     features = tuple(feature for _, feature in columns)
     return LabelledSet(Path(_base_name(path)).stem, size, features, tuple(streams))
-
-
-def _csv_layout(header: list[str], path: Path) -> tuple[int, int | None, list[tuple[int, str]]]:
-    """(time column, stream column or None, [(column, feature name)]) of a header row; the same
-    rules as the replay producer's CSV reader, with its column names."""
-    names = [cell.strip() for cell in header]
-    lower = [name.lower() for name in names]
-    time_name = next((name for name in CSV_TIME_COLUMNS if name in lower), None)
-    if time_name is None:
-        raise DatasetError(
-            f"{path}: the CSV header has no time column ({', '.join(CSV_TIME_COLUMNS)}); "
-            f"got {', '.join(names)[:200]}"
-        )
-    time_index = lower.index(time_name)
-    stream_index = lower.index("stream") if "stream" in lower else None
-    columns = [
-        (i, name)
-        for i, name in enumerate(names)
-        if i not in (time_index, stream_index) and lower[i] not in CSV_IGNORED_COLUMNS
-    ]
-    if not columns:
-        raise DatasetError(f"{path}: the CSV header names no feature columns")
-    seen = [name for _, name in columns]
-    if any(not name for name in seen):
-        raise DatasetError(f"{path}: the CSV header has an empty column name")
-    duplicate = next((name for name in seen if seen.count(name) > 1), None)
-    if duplicate is not None:
-        raise DatasetError(f"{path}: the CSV header has {duplicate!r} twice")
-    return time_index, stream_index, columns
 
 
 def _csv_window(times: np.ndarray, window: float | str | None, path: Path) -> float:

@@ -309,7 +309,7 @@ class Reader:
 
     # -- CSV ---------------------------------------------------------------------------------
 
-    def _csv_rows(self, lines: _Lines) -> Iterator[_Row]:
+    def _csv_rows(self, lines: _Lines) -> Iterator[CsvRow]:
         """Parsed data rows of a CSV with a header (see :meth:`_csv`)."""
         reader = csv.reader(_decoded(lines, self.path))
         header = next(reader, None)
@@ -317,7 +317,7 @@ class Reader:
             header = next(reader, None)
         if header is None:
             raise ReplayError(f"{self.path}: the file is empty; expected a CSV header row")
-        layout = _CsvLayout.from_header(header, self.path)
+        layout = CsvLayout.from_header(header, self.path)
         default_stream = self.options.stream or f"csv:{Path(_base_name(self.path)).stem}"
         for cells in reader:
             if not any(cell.strip() for cell in cells):
@@ -361,7 +361,7 @@ class Reader:
 
     # -- the study's format ------------------------------------------------------------------
 
-    def _study_rows(self, lines: _Lines) -> Iterator[_Row]:
+    def _study_rows(self, lines: _Lines) -> Iterator[CsvRow]:
         """Parsed lines ``<hour> |<counts>`` (see :meth:`_study`)."""
         features = self.options.settings.features
         window = self.options.settings.window
@@ -388,7 +388,7 @@ class Reader:
             if hour < 1:
                 raise ReplayError(f"{where}: hours are numbered from 1, got {hour}")
             ts = anchor + (hour - 1) * window
-            yield _Row(ts, stream, list(zip(features, texts, strict=True)), True)
+            yield CsvRow(ts, stream, list(zip(features, texts, strict=True)), True)
 
     def _study(self, lines: _Lines) -> Iterator[Item]:
         """Counter events from the 2017 study's ``<hour> |<13 counts>`` lines.
@@ -408,8 +408,9 @@ class Reader:
 
 
 @dataclass(frozen=True, slots=True)
-class _Row:
-    """One parsed CSV row or study line: window start, stream, (feature, cell text) pairs."""
+class CsvRow:
+    """One parsed CSV row or study line: window start, stream, (feature, cell text) pairs;
+    ``all_counts`` when every non-empty cell is a non-negative integer."""
 
     ts: float
     stream: str
@@ -418,8 +419,12 @@ class _Row:
 
 
 @dataclass(frozen=True, slots=True)
-class _CsvLayout:
-    """Which CSV column is the time, which the stream, which are features."""
+class CsvLayout:
+    """Which CSV column is the time, which the stream, which are features.
+
+    The one reading of the per-window CSV layout: the replay producer sends its rows and
+    ``gridalarm.evaluation.datasets`` evaluates on them, so both see the same windows.
+    """
 
     path: Path
     width: int
@@ -428,7 +433,7 @@ class _CsvLayout:
     features: list[tuple[int, str]] = field(default_factory=list)
 
     @classmethod
-    def from_header(cls, header: list[str], path: Path) -> _CsvLayout:
+    def from_header(cls, header: list[str], path: Path) -> CsvLayout:
         names = [cell.strip() for cell in header]
         lower = [name.lower() for name in names]
         time_name = next((name for name in CSV_TIME_COLUMNS if name in lower), None)
@@ -453,7 +458,7 @@ class _CsvLayout:
             raise ReplayError(f"{path}: the CSV header has {what}")
         return cls(path, len(names), time_index, stream_index, features)
 
-    def row(self, cells: list[str], line_no: int, default_stream: str) -> _Row:
+    def row(self, cells: list[str], line_no: int, default_stream: str) -> CsvRow:
         where = f"{self.path}:{line_no}"
         if len(cells) != self.width:
             raise ReplayError(f"{where}: {len(cells)} cells, the header has {self.width}")
@@ -461,8 +466,11 @@ class _CsvLayout:
             ts = parse_time(cells[self.time_index])
         except (ValueError, OverflowError):
             raise ReplayError(
-                f"{where}: time {cells[self.time_index]!r} is neither RFC 3339 nor epoch seconds"
+                f"{where}: time {cells[self.time_index].strip()!r} is neither RFC 3339 nor "
+                "epoch seconds"
             ) from None
+        if not math.isfinite(ts):
+            raise ReplayError(f"{where}: time {cells[self.time_index].strip()!r} is not finite")
         stream = default_stream
         if self.stream_index is not None:
             stream = cells[self.stream_index].strip() or default_stream
@@ -479,7 +487,7 @@ class _CsvLayout:
                 if not math.isfinite(number):
                     raise ReplayError(f"{where}: {name} = {text!r} is not a finite number")
             values.append((name, text))
-        return _Row(ts, stream, values, all_counts)
+        return CsvRow(ts, stream, values, all_counts)
 
 
 def _decoded(lines: Iterable[bytes], path: Path) -> Iterator[str]:
@@ -716,7 +724,11 @@ def _warn(message: str, bar: tqdm | None) -> None:
 
 
 __all__ = [
+    "CSV_IGNORED_COLUMNS",
+    "CSV_TIME_COLUMNS",
     "FORMATS",
+    "CsvLayout",
+    "CsvRow",
     "Item",
     "Pacer",
     "Reader",
