@@ -6,5 +6,6 @@ COPY gridalarm ./gridalarm
 COPY producers ./producers
 COPY stream ./stream
 COPY models ./models
+COPY evaluation ./evaluation
 RUN pip install --no-cache-dir .
 ENTRYPOINT ["gridalarm"]

@@ -16,7 +16,7 @@ STAMP := $(VENV)/.installed
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install lint test demo bench evaluate bundled-models kafka-start kafka-stop es-start es-stop clean
+.PHONY: install system-packages lint test demo bench evaluate bundled-models kafka-start kafka-stop es-start es-stop clean
 
 install: $(STAMP)
 
@@ -40,9 +40,17 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Debian packages whose programs the tests run for real (tools/system_packages.sh installs the
+# missing ones with apt-get, and fails saying what to install when it cannot).
+# chromium: the dashboard's browser test drives Debian's Chromium through Playwright.
+SYSTEM_PACKAGES := prometheus-alertmanager chromium
+
+system-packages:
+	@tools/system_packages.sh $(SYSTEM_PACKAGES)
+
 # pytest exits 5 when it collects no tests; make fails on it like on any non-zero status, and
 # says why, so that a broken test layout can never pass CI as "nothing failed".
-test: install lint
+test: install lint system-packages
 	@$(BIN)/pytest -q -ra; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make: pytest collected no tests" >&2; fi; \
 	exit $$status

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from benchmarks import detection, eventlog_rate, lstm_step, worker_throughput
+from benchmarks import (
+    dashboard,
+    detection,
+    elastic_rate,
+    eventlog_rate,
+    lstm_step,
+    worker_throughput,
+)
 
 
 def main() -> None:
@@ -14,6 +21,10 @@ def main() -> None:
     lstm_step.main([])
     print("== EventLog producer: parse-and-produce beside parse-only ==")
     eventlog_rate.main([])
+    print("== Elasticsearch producer: backfill beside a raw read, --aggregate ==")
+    elastic_rate.main([])
+    print("== dashboard: 5,000 streams, overview render, score-to-page latency, CPU share ==")
+    dashboard.main([])
 
 
 if __name__ == "__main__":

@@ -153,7 +153,8 @@ class Settings(BaseSettings):
 
     # Topic names live here so that producers, worker and tools agree on them.
     def topic(self, kind: str) -> str:
-        """Name of the ``kind`` topic: events, windows, scores, alerts or deadletter."""
+        """Name of the ``kind`` topic (``<prefix>.<kind>``): events, windows, scores, alerts,
+        deadletter, silences or labels (gridalarm.topics.TOPIC_KINDS)."""
         return f"{self.topic_prefix}.{kind}"
 
 

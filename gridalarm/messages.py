@@ -23,7 +23,7 @@ import orjson
 from gridalarm.timeutil import format_time, parse_time
 
 VERSION = 1
-SCHEMA_NAMES = ("event", "window", "score", "alert", "deadletter")
+SCHEMA_NAMES = ("event", "window", "score", "alert", "deadletter", "label", "silence")
 # The earliest event time accepted: HTCondor is younger than this, and a ms/s or 0 mix-up
 # lands before it.
 MIN_EVENT_TIME = 631_152_000.0  # 1990-01-01T00:00:00Z

@@ -17,7 +17,15 @@ from kafka.admin import KafkaAdminClient
 from gridalarm.config import Settings
 from gridalarm.localkafka import LocalKafkaConfig
 
-TOPIC_KINDS: tuple[str, ...] = ("events", "windows", "scores", "alerts", "deadletter")
+TOPIC_KINDS: tuple[str, ...] = (
+    "events",
+    "windows",
+    "scores",
+    "alerts",
+    "deadletter",
+    "silences",
+    "labels",
+)
 
 # Per-kind topic configs; kinds not listed take the broker's defaults.
 TOPIC_CONFIGS: dict[str, dict[str, str]] = {
@@ -26,7 +34,15 @@ TOPIC_CONFIGS: dict[str, dict[str, str]] = {
     "events": {"max.message.bytes": "8388608"},
     # A dead letter carries the raw bytes base64-encoded (4/3 larger) plus provenance.
     "deadletter": {"max.message.bytes": "16777216"},
+    # Control topics: the latest message per key (silence id, alert id) is the state; a
+    # removed silence is a tombstone.
+    "silences": {"cleanup.policy": "compact"},
+    "labels": {"cleanup.policy": "compact"},
 }
+
+# Kinds whose partition count is fixed: every worker reads all of the silences, and one
+# partition keeps their order total.
+TOPIC_PARTITIONS: dict[str, int] = {"silences": 1}
 
 LOCAL_BOOTSTRAP = LocalKafkaConfig().bootstrap
 
@@ -86,7 +102,7 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, object]]:
     """Name → kafka-python ``create_topics`` spec for every topic the project uses."""
     return {
         settings.topic(kind): {
-            "num_partitions": settings.partitions,
+            "num_partitions": TOPIC_PARTITIONS.get(kind, settings.partitions),
             "replication_factor": settings.replication,
             "configs": dict(TOPIC_CONFIGS.get(kind, {})),
         }
@@ -95,7 +111,7 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, object]]:
 
 
 def ensure_topics(settings: Settings, bootstrap: str | None = None, timeout: float = 30.0) -> None:
-    """Create the missing ``<prefix>.{events,windows,scores,alerts,deadletter}`` topics.
+    """Create the missing ``<prefix>.<kind>`` topics, one per :data:`TOPIC_KINDS`.
 
     Existing topics are left exactly as they are (their partition counts and configs are the
     operator's business once created). Another process creating the same topics at the same

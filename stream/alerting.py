@@ -9,6 +9,20 @@ towards resolution) and emits nothing; an anomalous one resets the count.
 The alert id is derived from stream, incident start and model (:func:`alert_id`), so
 re-processing the same windows after a restart yields the same id, never a second alert.
 
+Silences (:mod:`gridalarm.stream.silences`): a message about a window that lies in a silence of
+its stream is still published, with state ``suppressed`` and the silence's id, and is never
+routed. The state remembers whether the pager has heard of the incident, because incidents and
+silences overlap in every way:
+
+- an incident that opens inside a silence and is still anomalous after it: its first message
+  after the silence goes out as ``open`` (same ``alert_id``, ``since`` = the incident's real
+  start), so the pager learns of it; its later messages are ``update`` and ``resolved`` as usual;
+- an incident that opens inside a silence and resolves after it without a further anomalous
+  window: its ``resolved`` is ``suppressed`` too (the pager never heard of it, nothing to close);
+- an incident that was routed as ``open`` before a silence began: its updates inside the
+  silence are ``suppressed``, but its resolution is routed as ``resolved`` even inside the
+  silence, so that the page it opened is closed.
+
 Plain Python over plain data: the state is a small dict that the worker keeps per stream.
 """
 
@@ -41,6 +55,12 @@ class ScoredWindow:
     anomalous: bool
     model: str
     explain: list[dict[str, Any]]
+    silence: str | None = None  # id of a silence that covers this window of this stream
+
+
+# Alert-state key present while an incident has been routed to nobody: the id of the silence
+# that suppressed it. Absent (also in states written before silences existed) means routed.
+SILENCED = "silenced"
 
 
 def step_alert(
@@ -50,7 +70,17 @@ def step_alert(
 
     Returns ``(new_state, alert_message_or_None)``. ``None`` state means "no incident"; a state
     with ``pending`` counts anomalous windows that have not opened an incident yet.
+    ``scored.silence`` turns the message into a suppressed one (see the module docstring).
     """
+    new_state, message = _step(state, scored, policy)
+    if message is None:
+        return new_state, None
+    return _apply_silence(state, new_state, message, scored.silence)
+
+
+def _step(
+    state: dict[str, Any] | None, scored: ScoredWindow, policy: AlertPolicy
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     if state is None or "pending" in state:
         if not scored.anomalous:
             if state is None:
@@ -73,6 +103,32 @@ def step_alert(
     if normal < policy.resolve_after:
         return {**state, "normal": normal}, None
     return None, _message("resolved", state, scored, policy)
+
+
+def _apply_silence(
+    previous: dict[str, Any] | None,
+    state: dict[str, Any] | None,
+    message: dict[str, Any],
+    silence: str | None,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The message as routed: suppressed inside a silence, and re-stated after one."""
+    kind = message["state"]
+    # An open message comes from a pending state, never from an incident: nothing silenced it.
+    silenced_by = previous.get(SILENCED) if previous and kind != "open" else None
+    if silence is not None:
+        if kind == "resolved" and silenced_by is None:
+            return state, message  # the pager has this incident open: close it
+        if state is not None and (kind == "open" or silenced_by is not None):
+            state = {**state, SILENCED: silence}
+        return state, {**message, "state": "suppressed", "silence": silence}
+    if silenced_by is None:
+        return state, message
+    if kind == "resolved":  # the incident ended unseen: nothing to open or close
+        return state, {**message, "state": "suppressed", "silence": silenced_by}
+    # The first message after the silence: the pager learns of the incident now.
+    if state is not None:  # an update always keeps its incident's state
+        state = {key: value for key, value in state.items() if key != SILENCED}
+    return state, {**message, "state": "open"}
 
 
 def _message(

@@ -10,6 +10,12 @@ the last message they applied, so a restarted or rebalanced worker that sees mes
 Per batch, the worker publishes its outputs first and writes the state records after them, the
 partition record last. A crash can therefore repeat an output (with identical content, because
 the logic is deterministic) but never lose one. No Faust ``exactly_once`` (see DESIGN.md).
+
+Silences: every worker reads the whole ``<prefix>.silences`` topic (:mod:`.silence_feed`) and
+processes no batch before it has read it to its end; alerts about windows inside a silence are
+published with state ``suppressed``. A silence that changes while a crashed batch is re-done
+can make the repeated alert differ from the first (suppressed or not): silences apply to the
+windows a worker closes after it learned of them.
 """
 
 from __future__ import annotations
@@ -24,8 +30,11 @@ import faust
 
 from gridalarm.config import Settings
 from gridalarm.messages import dumps, heartbeat_message
+from gridalarm.metrics import MetricsBind, serve
 from gridalarm.stream.pipeline import Pipeline
 from gridalarm.stream.processor import BatchResult, PartitionProcessor, RawMessage
+from gridalarm.stream.silence_feed import SilenceFeed
+from gridalarm.stream.telemetry import WorkerCollector, WorkerStats
 
 log = logging.getLogger("gridalarm.worker")
 
@@ -40,6 +49,7 @@ class WorkerOptions:
     bootstrap: str
     web_enabled: bool = False
     loglevel: str = "warning"
+    metrics: MetricsBind | None = None  # where to serve Prometheus metrics, if anywhere
 
 
 def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
@@ -91,6 +101,14 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
     )
     processors: dict[int, PartitionProcessor] = {}
     owned: set[int] = set()  # events partitions this worker holds now
+    stats = WorkerStats(lateness=settings.lateness)
+    if options.metrics is not None:
+        serve(_registry(app, events.get_topic_name(), stats), options.metrics)
+    feed = SilenceFeed(options.bootstrap, settings.topic("silences"))
+
+    @app.task
+    async def follow_silences() -> None:
+        await feed.run()
 
     def processor_for(partition: int) -> PartitionProcessor:
         proc = processors.get(partition)
@@ -115,6 +133,7 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
             if tp.topic == events.get_topic_name():
                 owned.discard(tp.partition)
                 processors.pop(tp.partition, None)
+                stats.forget(tp.partition)
 
     def publish(partition: int, result: BatchResult) -> None:
         # Synchronous on purpose (send_soon, no await): a rebalance cannot interleave, so a
@@ -145,6 +164,10 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
     @app.agent(events)
     async def process(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+            if not feed.ready.is_set():
+                # Not one alert before every existing silence is known (the feed retries on
+                # its own when Kafka fails, so this wait ends when the broker answers).
+                await feed.ready.wait()
             by_partition: dict[int, list[RawMessage]] = defaultdict(list)
             for event in batch:
                 msg = event.message
@@ -155,7 +178,10 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
                 if partition not in owned:
                     continue  # revoked while this batch waited: the new owner reads them again
                 messages.sort(key=lambda raw: raw.offset)
-                publish(partition, processor_for(partition).process(messages))
+                proc = processor_for(partition)
+                result = proc.process(messages, feed.silences)
+                publish(partition, result)
+                stats.record(partition, result, proc.state.offset, proc.state.max_time)
 
     if settings.idle_timeout is not None:
         idle = settings.idle_timeout
@@ -178,6 +204,22 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
                     await events.send(value=dumps(beat), partition=tp.partition)
 
     return app
+
+
+def _registry(app: faust.App, topic: str, stats: WorkerStats) -> Any:
+    """The worker's Prometheus registry: its counters, and its consumer's end offsets."""
+    from faust.types import TP
+    from prometheus_client import CollectorRegistry
+
+    def highwater(partition: int) -> int | None:
+        try:  # read from the metrics thread; the consumer may not exist yet
+            return app.consumer.highwater(TP(topic, partition))
+        except Exception:
+            return None
+
+    registry = CollectorRegistry()
+    registry.register(WorkerCollector(stats, highwater))
+    return registry
 
 
 def _partition_key(partition: int) -> bytes:

@@ -9,6 +9,7 @@ its records in tables; tests and the evaluator feed it directly.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from gridalarm.messages import (
     parse_event,
 )
 from gridalarm.stream.scoring import Outputs, Scorer
+from gridalarm.stream.silences import Silences
 from gridalarm.stream.windows import PartitionState, StreamState, Windower
 
 
@@ -47,6 +49,11 @@ class BatchResult:
     partition_record: bytes | None = None  # the partition state JSON when it changed
     events: int = 0  # valid events applied
     heartbeats: int = 0
+    # Valid event messages by (source, type); gauge samples count as type "gauge".
+    kinds: Counter[tuple[str, str]] = field(default_factory=Counter)
+    windows_closed: int = 0
+    late: int = 0
+    score_seconds: float | None = None  # the detector step of this batch, when windows closed
 
 
 class PartitionProcessor:
@@ -100,8 +107,11 @@ class PartitionProcessor:
             )
         return cls(partition, state=state, streams=streams, load_stream=load_stream, **kwargs)
 
-    def process(self, messages: Sequence[RawMessage]) -> BatchResult:
-        """Apply a batch of this partition's messages in offset order."""
+    def process(
+        self, messages: Sequence[RawMessage], silences: Silences | None = None
+    ) -> BatchResult:
+        """Apply a batch of this partition's messages in offset order; alerts about windows
+        in one of ``silences`` are published suppressed."""
         self.last_message_at = time.monotonic()
         parsed: list[tuple[int, Event | Heartbeat]] = []
         result = BatchResult(outputs=Outputs())
@@ -122,6 +132,7 @@ class PartitionProcessor:
                 result.heartbeats += 1
                 continue
             result.events += 1
+            result.kinds[(message.source, message.kind or "gauge")] += 1
             if message.stream not in self.streams:
                 self._adopt(message.stream)
         last_offset = max((raw.offset for raw in messages), default=-1)
@@ -141,7 +152,12 @@ class PartitionProcessor:
                     stream=late.stream,
                 )
             )
-        result.outputs = self.scorer.score(step.closed, self.streams)
+        result.late = len(step.late)
+        result.windows_closed = len(step.closed)
+        started = time.perf_counter()
+        result.outputs = self.scorer.score(step.closed, self.streams, silences)
+        if step.closed:
+            result.score_seconds = time.perf_counter() - started
         # Dead letters and heartbeats move the partition offset too, so a restart never
         # dead-letters a message twice.
         if last_offset > self.state.offset:

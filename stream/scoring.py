@@ -3,7 +3,8 @@
 The Faust worker and the offline evaluator both call :meth:`Scorer.score`; it runs the scoring
 model (detector + threshold, see :mod:`gridalarm.models.compose`) once per window start over
 every stream whose window closed there (one batched call, never one per stream), and steps each
-stream's alert state machine.
+stream's alert state machine, telling it which windows lie in a silence (given as data: the
+worker reads the silences topic, the evaluator has none).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 from gridalarm.messages import VERSION
 from gridalarm.models.detector import ScoringModel
 from gridalarm.stream.alerting import AlertPolicy, ScoredWindow, step_alert
+from gridalarm.stream.silences import Silences
 from gridalarm.stream.windows import ClosedWindow, StreamState
 from gridalarm.timeutil import format_time
 
@@ -65,18 +67,28 @@ class Scorer:
         self.model = model
         self.config = config
 
-    def score(self, closed: list[ClosedWindow], states: dict[str, StreamState]) -> Outputs:
-        """Score ``closed`` (any order) and update ``states[stream].detector``/``.alert``."""
+    def score(
+        self,
+        closed: list[ClosedWindow],
+        states: dict[str, StreamState],
+        silences: Silences | None = None,
+    ) -> Outputs:
+        """Score ``closed`` (any order) and update ``states[stream].detector``/``.alert``;
+        alerts about windows in one of ``silences`` come out suppressed."""
         out = Outputs()
         by_start: dict[float, list[ClosedWindow]] = defaultdict(list)
         for window in closed:
             by_start[window.start].append(window)
         for start in sorted(by_start):  # time order, so each stream's state steps in order
-            self._score_group(by_start[start], states, out)
+            self._score_group(by_start[start], states, out, silences)
         return out
 
     def _score_group(
-        self, group: list[ClosedWindow], states: dict[str, StreamState], out: Outputs
+        self,
+        group: list[ClosedWindow],
+        states: dict[str, StreamState],
+        out: Outputs,
+        silences: Silences | None,
     ) -> None:
         features = self.config.features
         x = np.array([w.values for w in group], dtype=float)
@@ -101,9 +113,11 @@ class Scorer:
                     "explain": explain,
                 }
             )
+            silence = silences.matching(window.stream, window.start) if silences else None
             scored = ScoredWindow(
-                window.stream, window.start, window.end, score, anomalous, model, explain
-            )
+                window.stream, window.start, window.end, score, anomalous, model, explain,
+                silence.id if silence else None,
+            )  # fmt: skip
             state.alert, alert = step_alert(state.alert, scored, self.config.policy)
             if alert is not None:
                 out.alerts.append(alert)

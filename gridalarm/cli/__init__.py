@@ -33,6 +33,16 @@ class CliError(RuntimeError):
     """An error with a one-line message for the operator (what is wrong and how to mend it)."""
 
 
+def operator() -> str:
+    """Who runs this command, for the ``by`` field of the silences and labels it writes."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name in a bare container
+        return "cli"
+
+
 def fail(message: str) -> typer.Exit:
     """Print one line on stderr and return the exit to raise."""
     typer.echo(f"gridalarm: {message}", err=True)
@@ -43,20 +53,27 @@ def _register() -> None:
     # Imported here so that `gridalarm --help` stays fast and each group owns its module.
     from gridalarm.cli import (
         alerts,
+        dashboard,
         demo,
         elastic,
         es,
         eventlog,
         kafka,
+        label,
         models,
+        notify,
         probes,
         produce,
+        silence,
         simulate,
         worker,
     )
 
     for module in (kafka, es, produce, simulate, worker, alerts, demo, models):
         module.register(app)
+    for module in (notify, silence, label):
+        module.register(app)
+    dashboard.register(app)
     eventlog.register(produce.produce_app)
     elastic.register(produce.produce_app)
     probes.register(produce.produce_app)

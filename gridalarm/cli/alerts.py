@@ -48,6 +48,7 @@ def format_alert(alert: dict[str, Any]) -> str:
         f"{alert['stream']}  score {alert['score']:5.1f}  since {alert['since']}"
         + (f"  [{explain}]" if explain else "")
         + f"  id={alert['alert_id'][:12]} model={alert['model']}"
+        + (f" silence={alert['silence']}" if "silence" in alert else "")
     )
 
 

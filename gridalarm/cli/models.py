@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gridalarm.cli import CliError
 from gridalarm.config import Settings, load_settings
 from gridalarm.timeutil import parse_time
+
+if TYPE_CHECKING:
+    from gridalarm.evaluation.feedback import Feedback
 
 models_app = typer.Typer(help="Model artifacts.", no_args_is_help=True)
 
@@ -34,11 +37,15 @@ DataOpt = Annotated[
 ]
 TopicOpt = Annotated[str | None, typer.Option(help="a windows history topic to read instead")]
 LabelsOpt = Annotated[Path | None, typer.Option(help="labels CSV: stream,start,end[,kind]")]
+LabelsTopicOpt = Annotated[
+    str | None,
+    typer.Option(help="operators' feedback labels topic (gridalarm label), e.g. gridalarm.labels"),
+]
 
 
 def _load(settings: Settings, data: Path | None, topic: str | None, labels: Path | None,
-          since: str | None, until: str | None):  # fmt: skip
-    """The labelled set named by --data or --topic."""
+          since: str | None, until: str | None, labels_topic: str | None = None):  # fmt: skip
+    """The labelled set named by --data or --topic, with the feedback of --labels-topic."""
     from gridalarm.evaluation.sources import from_history, load_file
 
     if (data is None) == (topic is None):
@@ -48,13 +55,43 @@ def _load(settings: Settings, data: Path | None, topic: str | None, labels: Path
     if data is not None:
         if not data.is_file():
             raise CliError(f"--data {data}: no such file")
-        return load_file(data, labels, settings.window, settings.features, settings.lateness)
-    from gridalarm.history import HistoryRange, read_windows
-    from gridalarm.topics import resolve_bootstrap
+        loaded = load_file(data, labels, settings.window, settings.features, settings.lateness)
+    else:
+        from gridalarm.history import HistoryRange, read_windows
+        from gridalarm.topics import resolve_bootstrap
 
-    span = HistoryRange(parse_time(since) if since else None, parse_time(until) if until else None)
-    windows = read_windows(resolve_bootstrap(settings), str(topic), span)
-    return from_history(windows, settings.features, str(topic), labels)
+        span = HistoryRange(
+            parse_time(since) if since else None, parse_time(until) if until else None
+        )
+        windows = read_windows(resolve_bootstrap(settings), str(topic), span)
+        loaded = from_history(windows, settings.features, str(topic), labels)
+    if labels_topic is None:
+        return loaded
+    from gridalarm.evaluation.feedback import with_feedback
+
+    return with_feedback(loaded, _feedback(settings, labels_topic))
+
+
+def _feedback(settings: Settings, labels_topic: str) -> Feedback:
+    """The feedback labels on ``labels_topic``, placed by the alerts topic beside it."""
+    from gridalarm.evaluation.feedback import feedback
+    from gridalarm.history import HistoryError, read_topic
+    from gridalarm.labels import incidents, read_labels
+    from gridalarm.topics import resolve_bootstrap, wait_for_broker
+
+    bootstrap = resolve_bootstrap(settings)
+    wait_for_broker(bootstrap, timeout=10.0)
+    labels = read_labels(bootstrap, labels_topic)
+    # `<prefix>.labels` → `<prefix>.alerts`: the alerts the labels name, with their full spans.
+    prefix, dot, kind = labels_topic.rpartition(".")
+    alerts_topic = f"{prefix}.alerts" if dot and kind == "labels" else settings.topic("alerts")
+    try:
+        known = incidents(read_topic(bootstrap, alerts_topic)) if labels else {}
+    except HistoryError:
+        known = {}  # the labels' own spans stand in
+    result = feedback(labels, known)
+    typer.echo(f"labels from {labels_topic}: {result.summary()}", err=True)
+    return result
 
 
 def train(
@@ -67,6 +104,7 @@ def train(
     since: Annotated[str | None, typer.Option(help="with --topic: first window start")] = None,
     until: Annotated[str | None, typer.Option(help="with --topic: windows before this")] = None,
     labels: LabelsOpt = None,
+    labels_topic: LabelsTopicOpt = None,
     window: Annotated[str | None, typer.Option(help="window size for event files")] = None,
     units: Annotated[int | None, typer.Option(help="LSTM units per layer")] = None,
     layers: Annotated[int | None, typer.Option(help="stacked LSTM layers")] = None,
@@ -80,22 +118,33 @@ def train(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
-    """Train an LSTM detector and write its artifact (weights, metadata, training curve)."""
+    """Train an LSTM detector and write its artifact (weights, metadata, training curve).
+
+    lstm-classifier learns the labelled windows (--labels FILE, confirmed feedback of
+    --labels-topic) as anomalies; lstm-forecast leaves them out of its training data.
+    """
     from dataclasses import replace
 
     from gridalarm.evaluation.evaluate import training_data
+    from gridalarm.evaluation.feedback import without_labelled
     from gridalarm.models.networks import NetworkConfig
     from gridalarm.models.training import TrainConfig, with_overrides
     from gridalarm.models.training import train as run_training
 
     if detector not in ("lstm-forecast", "lstm-classifier"):
         raise CliError(f"--detector {detector!r}: use lstm-forecast or lstm-classifier")
-    if detector == "lstm-classifier" and labels is None:
-        raise CliError("--detector lstm-classifier learns from labels: give --labels FILE")
+    if detector == "lstm-classifier" and labels is None and labels_topic is None:
+        raise CliError(
+            "--detector lstm-classifier learns from labels: give --labels FILE or "
+            "--labels-topic TOPIC"
+        )
     if transform not in (None, "log1p", "none"):
         raise CliError(f"--transform {transform!r}: use log1p or none")
     settings = load_settings(window=window)
-    loaded = _load(settings, data, topic, labels, since, until)
+    loaded = _load(settings, data, topic, labels, since, until, labels_topic)
+    if detector == "lstm-forecast":
+        # It learns what normal looks like: known anomalies would teach it to expect them.
+        loaded = without_labelled(loaded)
     try:
         network = with_overrides(NetworkConfig(), units=units, layers=layers, dropout=dropout)
         config = with_overrides(
@@ -155,6 +204,7 @@ def evaluate(
     data: DataOpt = None,
     topic: TopicOpt = None,
     labels: LabelsOpt = None,
+    labels_topic: LabelsTopicOpt = None,
     nab: Annotated[Path | None, typer.Option(help="NAB folder: data/, combined_windows")] = None,
     msl: Annotated[Path | None, typer.Option(help="NASA MSL folder: MSL_npy.zip, labels")] = None,
     out: Annotated[Path | None, typer.Option(help="report folder (PNGs, index.html)")] = None,
@@ -163,7 +213,11 @@ def evaluate(
     ] = False,
     window: Annotated[str | None, typer.Option(help="window size for event files")] = None,
 ) -> None:
-    """Score labelled data with a detector, in event-time order, and print the metrics (JSON)."""
+    """Score labelled data with a detector, in event-time order, and print the metrics (JSON).
+
+    With --labels-topic, alerts that operators confirmed are true incidents and every other
+    alert of the detector is a false alarm (see gridalarm.evaluation.feedback).
+    """
     from gridalarm.evaluation.datasets import load_msl
     from gridalarm.evaluation.evaluate import EvaluationConfig, write_results
     from gridalarm.evaluation.standard import (
@@ -178,8 +232,13 @@ def evaluate(
     sources = [x for x in (data, topic, nab, msl) if x is not None]
     if len(sources) != 1:
         raise CliError("give exactly one of --data FILE, --topic NAME, --nab DIR or --msl DIR")
-    if (data is not None or topic is not None) and labels is None:
-        raise CliError("--data and --topic need --labels FILE (stream,start,end) to evaluate")
+    if (data is not None or topic is not None) and labels is None and labels_topic is None:
+        raise CliError(
+            "--data and --topic need --labels FILE (stream,start,end) or --labels-topic TOPIC "
+            "to evaluate"
+        )
+    if labels_topic is not None and (nab is not None or msl is not None):
+        raise CliError("--labels-topic labels the pool's streams: use it with --data or --topic")
     if model is not None and not model.exists():
         raise CliError(f"--model {model}: no such artifact or folder")
     settings = load_settings(window=window)
@@ -198,7 +257,7 @@ def evaluate(
                 loaded = load_msl(msl)
                 config = telemetry(config)
             else:
-                loaded = _load(settings, data, topic, labels, None, None)
+                loaded = _load(settings, data, topic, labels, None, None, labels_topic)
             if via_kafka:
                 from gridalarm.evaluation.via_kafka import evaluate_via_kafka
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gridalarm.cli import CliError
 from gridalarm.config import load_settings
+
+if TYPE_CHECKING:
+    from gridalarm.metrics import MetricsBind
 
 
 def register(app: typer.Typer) -> None:
@@ -34,6 +37,10 @@ def worker(
     ] = None,
     worker_id: Annotated[str | None, typer.Option(help="Faust app id (consumer group)")] = None,
     web: Annotated[bool, typer.Option("--web", help="enable Faust's web server")] = False,
+    metrics: Annotated[
+        str | None,
+        typer.Option(help="serve Prometheus metrics at HOST:PORT/metrics (e.g. :9464)"),
+    ] = None,
     loglevel: Annotated[str, typer.Option(help="debug, info, warning or error")] = "warning",
 ) -> None:
     """Consume the events topic; publish windows, scores, alerts and dead letters."""
@@ -62,6 +69,12 @@ def worker(
         )
     if loglevel.lower() not in {"debug", "info", "warning", "error"}:
         raise CliError(f"--loglevel {loglevel!r}: use debug, info, warning or error")
+    from gridalarm.metrics import MetricsBind, MetricsError
+
+    try:
+        where = MetricsBind.parse(metrics) if metrics is not None else None
+    except MetricsError as err:
+        raise CliError(str(err)) from None
     from gridalarm.stream.pipeline import Pipeline
 
     try:  # fail before touching Kafka when the model cannot be loaded
@@ -72,17 +85,28 @@ def worker(
     wait_for_broker(bootstrap, timeout=10.0)
     ensure_topics(settings, bootstrap)
     wait_for_group_coordinator(bootstrap, settings.worker_id)
-    run_worker(settings, bootstrap, web=web, loglevel=loglevel)
+    run_worker(settings, bootstrap, web=web, loglevel=loglevel, metrics=where)
 
 
-def run_worker(settings, bootstrap: str, web: bool = False, loglevel: str = "warning") -> None:
+def run_worker(
+    settings,
+    bootstrap: str,
+    web: bool = False,
+    loglevel: str = "warning",
+    metrics: MetricsBind | None = None,
+) -> None:
     """Build and run the worker in this process until it is stopped (SIGTERM/SIGINT)."""
     import faust
 
+    from gridalarm.metrics import MetricsError
     from gridalarm.stream.app import WorkerOptions, build_worker
 
     logging.getLogger("gridalarm").setLevel(loglevel.upper())
-    app = build_worker(settings, WorkerOptions(bootstrap=bootstrap, web_enabled=web))
+    options = WorkerOptions(bootstrap=bootstrap, web_enabled=web, metrics=metrics)
+    try:
+        app = build_worker(settings, options)
+    except MetricsError as err:
+        raise CliError(str(err)) from None
     runner = faust.Worker(app, loglevel=loglevel.upper(), quiet=True)
     runner.spinner = None  # Faust draws a terminal spinner even when quiet; it garbles the demo
     runner.execute_from_commandline()

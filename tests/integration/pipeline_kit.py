@@ -55,11 +55,14 @@ def gridalarm(settings: Settings, *args: str, timeout: float = 600, **env: str) 
 
 
 @contextmanager
-def worker_process(settings: Settings, log: Path, **env: str) -> Iterator[subprocess.Popen]:
-    """A `gridalarm worker` child process; stopped with SIGTERM (then SIGKILL) on exit."""
+def worker_process(
+    settings: Settings, log: Path, *args: str, **env: str
+) -> Iterator[subprocess.Popen]:
+    """A `gridalarm worker` child process (``args`` added to its command line); stopped with
+    SIGTERM (then SIGKILL) on exit."""
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gridalarm", "worker", "--loglevel", "info"],
+            [sys.executable, "-m", "gridalarm", "worker", "--loglevel", "info", *args],
             env=settings_env(settings, **env),
             stdout=out,
             stderr=subprocess.STDOUT,

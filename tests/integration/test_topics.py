@@ -15,6 +15,7 @@ from gridalarm.config import Settings
 from gridalarm.topics import (
     LOCAL_BOOTSTRAP,
     TOPIC_KINDS,
+    TOPIC_PARTITIONS,
     BrokerUnavailableError,
     KafkaSetupError,
     ensure_topics,
@@ -40,23 +41,32 @@ def _partitions(admin: KafkaAdminClient, names: list[str]) -> dict[str, int]:
     return {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names)}
 
 
-def _max_message_bytes(admin: KafkaAdminClient, topic: str) -> int:
-    resource = ConfigResource(ConfigResourceType.TOPIC, topic, ["max.message.bytes"])
+def _expected(settings: Settings, partitions: int) -> dict[str, int]:
+    """Every topic's partition count: ``partitions``, but the fixed ones (silences: 1)."""
+    return {settings.topic(k): TOPIC_PARTITIONS.get(k, partitions) for k in TOPIC_KINDS}
+
+
+def _config(admin: KafkaAdminClient, topic: str, name: str) -> str:
+    resource = ConfigResource(ConfigResourceType.TOPIC, topic, [name])
     configs = admin.describe_configs([resource], config_filter="all")
-    return int(configs["topic"][topic]["max.message.bytes"]["value"])
+    return configs["topic"][topic][name]["value"]
 
 
 @pytest.mark.integration
-def test_ensure_topics_creates_the_five_topics(
-    kafka_bootstrap: str, admin: KafkaAdminClient
-) -> None:
+def test_ensure_topics_creates_every_topic(kafka_bootstrap: str, admin: KafkaAdminClient) -> None:
     settings = _settings(kafka_bootstrap, partitions=8)
     ensure_topics(settings, kafka_bootstrap)
     names = [settings.topic(kind) for kind in TOPIC_KINDS]
+    assert len(names) == 7
     assert set(names) <= set(admin.list_topics())
-    assert _partitions(admin, names) == dict.fromkeys(names, 8)
-    assert _max_message_bytes(admin, settings.topic("events")) == 8_388_608
-    assert _max_message_bytes(admin, settings.topic("deadletter")) == 16_777_216
+    assert _partitions(admin, names) == _expected(settings, 8)
+    assert _partitions(admin, [settings.topic("silences")]) == {settings.topic("silences"): 1}
+    assert _config(admin, settings.topic("events"), "max.message.bytes") == "8388608"
+    assert _config(admin, settings.topic("deadletter"), "max.message.bytes") == "16777216"
+    # Control topics keep the latest message per key: the silences and labels as they stand.
+    for kind in ("silences", "labels"):
+        assert _config(admin, settings.topic(kind), "cleanup.policy") == "compact"
+    assert _config(admin, settings.topic("alerts"), "cleanup.policy") == "delete"
 
 
 @pytest.mark.integration
@@ -64,7 +74,7 @@ def test_partition_count_comes_from_settings(kafka_bootstrap: str, admin: KafkaA
     settings = _settings(kafka_bootstrap, partitions=3)
     ensure_topics(settings, kafka_bootstrap)
     names = [settings.topic(kind) for kind in TOPIC_KINDS]
-    assert _partitions(admin, names) == dict.fromkeys(names, 3)
+    assert _partitions(admin, names) == _expected(settings, 3)
 
 
 @pytest.mark.integration
@@ -73,7 +83,7 @@ def test_ensure_topics_is_idempotent(kafka_bootstrap: str, admin: KafkaAdminClie
     ensure_topics(settings, kafka_bootstrap)
     ensure_topics(settings, kafka_bootstrap)
     names = [settings.topic(kind) for kind in TOPIC_KINDS]
-    assert _partitions(admin, names) == dict.fromkeys(names, 8)
+    assert _partitions(admin, names) == _expected(settings, 8)
 
 
 @pytest.mark.integration
@@ -83,7 +93,7 @@ def test_existing_topics_are_left_alone(kafka_bootstrap: str, admin: KafkaAdminC
     admin.create_topics({alerts: {"num_partitions": 2, "replication_factor": 1}})
     ensure_topics(settings, kafka_bootstrap)
     names = [settings.topic(kind) for kind in TOPIC_KINDS]
-    assert _partitions(admin, names) == {**dict.fromkeys(names, 8), alerts: 2}
+    assert _partitions(admin, names) == {**_expected(settings, 8), alerts: 2}
 
 
 @pytest.mark.integration
@@ -106,7 +116,7 @@ def test_concurrent_creators_both_succeed(kafka_bootstrap: str, admin: KafkaAdmi
         thread.join()
     assert errors == []
     names = [settings.topic(kind) for kind in TOPIC_KINDS]
-    assert _partitions(admin, names) == dict.fromkeys(names, 8)
+    assert _partitions(admin, names) == _expected(settings, 8)
 
 
 @pytest.mark.integration

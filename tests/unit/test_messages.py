@@ -159,6 +159,28 @@ DEADLETTER = {
     "stream": "schedd:fifebatch1",
     "at": "2024-03-01T12:00:01.500Z",
 }
+SILENCE = {
+    "v": 1,
+    "id": "fifebatch-upgrade",
+    "stream": "schedd:fifebatch*",
+    "from": "2024-03-01T12:00:00Z",
+    "until": "2024-03-01T16:00:00Z",
+    "reason": "schedd upgrade",
+    "created": "2024-03-01T11:00:00Z",
+    "by": "cli:alice",
+}
+LABEL = {
+    "v": 1,
+    "alert_id": ALERT["alert_id"],
+    "label": "confirmed",
+    "stream": "schedd:fifebatch1",
+    "since": "2024-03-01T12:00:00Z",
+    "end": "2024-03-01T14:00:00Z",
+    "model": "baseline@2",
+    "at": "2024-03-01T15:00:00Z",
+    "by": "dashboard",
+    "note": "the schedd's disk was full",
+}
 
 VALID: list[tuple[str, str, dict[str, Any]]] = [
     ("event", "counter", COUNTER),
@@ -175,9 +197,15 @@ VALID: list[tuple[str, str, dict[str, Any]]] = [
     ("alert", "open", ALERT),
     ("alert", "update", changed(ALERT, state="update", severity="critical", score=100)),
     ("alert", "resolved", changed(ALERT, state="resolved", explain=[], score=3.2)),
+    ("alert", "suppressed", changed(ALERT, state="suppressed", silence="fifebatch-upgrade")),
     ("deadletter", "full", DEADLETTER),
     ("deadletter", "minimal", changed(DEADLETTER, raw_bytes=DROP, stream=DROP, at=DROP)),
     ("deadletter", "late", changed(DEADLETTER, reason="late", offset=0, partition=0)),
+    ("silence", "full", SILENCE),
+    ("silence", "glob with brackets", changed(SILENCE, stream="schedd:fifebatch[12]")),
+    ("label", "full", LABEL),
+    ("label", "minimal", changed(LABEL, stream=DROP, since=DROP, end=DROP, model=DROP, note=DROP)),
+    ("label", "false positive", changed(LABEL, label="false-positive")),
 ]
 
 INVALID: list[tuple[str, str, Any]] = [
@@ -252,6 +280,21 @@ INVALID: list[tuple[str, str, Any]] = [
     ("deadletter", "partition as text", changed(DEADLETTER, partition="3")),
     ("deadletter", "raw as bytes list", changed(DEADLETTER, raw=[123, 111])),
     ("deadletter", "extra property", changed(DEADLETTER, key="schedd:1")),
+    ("alert", "empty silence id", changed(ALERT, state="suppressed", silence="")),
+    # silence
+    ("silence", "missing until", changed(SILENCE, until=DROP)),
+    ("silence", "missing reason", changed(SILENCE, reason=DROP)),
+    ("silence", "id with a space", changed(SILENCE, id="fifebatch upgrade")),
+    ("silence", "empty glob", changed(SILENCE, stream="")),
+    ("silence", "from not a time", changed(SILENCE, **{"from": "tonight"})),
+    ("silence", "extra property", changed(SILENCE, active=True)),
+    # label
+    ("label", "unknown verdict", changed(LABEL, label="maybe")),
+    ("label", "missing by", changed(LABEL, by=DROP)),
+    ("label", "alert_id not hex", changed(LABEL, alert_id="INCIDENT-1")),
+    ("label", "model without version", changed(LABEL, model="baseline")),
+    ("label", "since not a time", changed(LABEL, since="last week")),
+    ("label", "extra property", changed(LABEL, score=80)),
 ]
 
 

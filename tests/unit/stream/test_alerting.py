@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -205,3 +206,89 @@ def test_severity_counts_the_peak_of_the_opening_run() -> None:
     _, messages = run([90.0, 55.0], policy=POLICY2)
     assert messages[1] is not None
     assert (messages[1]["state"], messages[1]["severity"]) == ("open", "critical")
+
+
+# --- silences: suppressed alerts, and incidents that outlive a silence ------------------------
+
+
+def run_silenced(
+    windows: list[tuple[float, str | None]], policy: AlertPolicy = POLICY
+) -> list[dict[str, Any] | None]:
+    """Step the machine over (score, silence id or None) windows; the messages per window."""
+    state: Any = None
+    out: list[dict[str, Any] | None] = []
+    for k, (score, silence) in enumerate(windows):
+        state, message = step_alert(state, replace(scored(k, score), silence=silence), policy)
+        state = orjson.loads(orjson.dumps(state))
+        if message is not None:
+            validate("alert", message)
+        out.append(message)
+    return out
+
+
+def states_of(messages: list[dict[str, Any] | None]) -> list[str | None]:
+    return [m and m["state"] for m in messages]
+
+
+S = "maint-1"
+
+
+def test_an_incident_inside_a_silence_is_recorded_suppressed_from_start_to_end() -> None:
+    messages = run_silenced([(70.0, S), (80.0, S), (0.0, S), (0.0, S)])
+    assert states_of(messages) == ["suppressed", "suppressed", None, "suppressed"]
+    assert {m["silence"] for m in messages if m} == {S}
+    # The same messages as without the silence but for their state: same ids, same content.
+    plain = run_silenced([(70.0, None), (80.0, None), (0.0, None), (0.0, None)])
+    assert states_of(plain) == ["open", "update", None, "resolved"]
+    for silenced, routed in zip(messages, plain, strict=True):
+        if silenced is not None and routed is not None:
+            assert without(silenced, "state", "silence") == without(routed, "state")
+
+
+def without(message: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {key: value for key, value in message.items() if key not in keys}
+
+
+def test_an_incident_that_outlives_its_silence_opens_with_its_first_message_after_it() -> None:
+    messages = run_silenced([(70.0, S), (80.0, S), (90.0, None), (85.0, None), (0.0, None),
+                             (0.0, None)])  # fmt: skip
+    assert states_of(messages) == ["suppressed", "suppressed", "open", "update", None, "resolved"]
+    opened = messages[2]
+    assert opened is not None and "silence" not in opened
+    assert opened["since"] == format_time(T0)  # the incident's real start, inside the silence
+    assert opened["alert_id"] == messages[0]["alert_id"] == messages[5]["alert_id"]
+
+
+def test_an_unrouted_incident_that_resolves_after_its_silence_stays_suppressed() -> None:
+    messages = run_silenced([(70.0, S), (0.0, None), (0.0, None), (75.0, None)])
+    assert states_of(messages) == ["suppressed", None, "suppressed", "open"]
+    assert messages[2] is not None and messages[2]["silence"] == S  # the pager never heard of it
+    # The anomaly after that is a new incident with a new id, routed as usual.
+    assert messages[3] is not None and messages[3]["alert_id"] != messages[0]["alert_id"]
+
+
+def test_a_routed_incident_is_suppressed_inside_a_silence_but_its_resolution_is_routed() -> None:
+    messages = run_silenced([(70.0, None), (80.0, S), (0.0, S), (0.0, S)])
+    assert states_of(messages) == ["open", "suppressed", None, "resolved"]
+    assert messages[1] is not None and messages[1]["silence"] == S
+    assert messages[3] is not None and "silence" not in messages[3]  # closes the page
+
+
+def test_a_routed_incident_updates_again_after_the_silence_without_a_second_open() -> None:
+    messages = run_silenced([(70.0, None), (80.0, S), (90.0, None)])
+    assert states_of(messages) == ["open", "suppressed", "update"]
+
+
+def test_a_pending_run_that_opens_inside_a_silence_is_suppressed_with_open_after_two() -> None:
+    messages = run_silenced([(60.0, None), (70.0, S), (80.0, None)], policy=POLICY2)
+    assert states_of(messages) == [None, "suppressed", "open"]
+    assert messages[2] is not None and messages[2]["since"] == format_time(T0)
+
+
+def test_alert_states_written_before_silences_existed_count_as_routed() -> None:
+    # An incident open in a stored state without the "silenced" key was routed as open.
+    state, (opened,) = run([70.0])
+    assert opened is not None and "silenced" not in state
+    state, _ = step_alert(state, replace(scored(1, 0.0), silence=S), POLICY)
+    _, resolved = step_alert(state, replace(scored(2, 0.0), silence=S), POLICY)
+    assert resolved is not None and resolved["state"] == "resolved"
