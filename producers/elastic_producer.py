@@ -40,6 +40,12 @@ from gridalarm.producers.elastic import (
 from gridalarm.producers.sink import EventSink
 from gridalarm.producers.warn import Warn, no_warning
 
+DOC_PAGE = 1000  # documents per search request (Elasticsearch allows up to 10,000)
+# Composite buckets per request (search.max_buckets allows 65,536). Buckets are small (a key
+# and a count) and every request re-runs the aggregation over each index of the pattern, so a
+# bigger page saves most of the time: a month of 8 schedds, 1.5 s at 1,000, 0.45 s at 10,000.
+AGG_PAGE = 10_000
+
 
 @dataclass(frozen=True, slots=True)
 class ElasticConfig:
@@ -57,7 +63,7 @@ class ElasticConfig:
     lag: float = 60.0
     poll_interval: float = 5.0
     checkpoint_interval: float = 1.0
-    page_size: int = 1000
+    page_size: int | None = None  # None: DOC_PAGE documents, or AGG_PAGE buckets per request
 
     def __post_init__(self) -> None:
         if not self.index:
@@ -70,6 +76,19 @@ class ElasticConfig:
             raise ElasticError("--lag must be >= 0, --poll and --checkpoint-interval > 0")
         if not self.window > 0:
             raise ElasticError("--window must be > 0")
+        if self.page_size is not None and not 0 < self.page_size <= (
+            65_536 if self.aggregate else 10_000
+        ):
+            raise ElasticError(
+                "--page-size: 1 to 10000 documents, or 1 to 65536 buckets with --aggregate"
+            )
+
+    @property
+    def page(self) -> int:
+        """Documents (or, with --aggregate, buckets) per search request."""
+        if self.page_size is not None:
+            return self.page_size
+        return AGG_PAGE if self.aggregate else DOC_PAGE
 
     @property
     def mode(self) -> str:
@@ -199,12 +218,26 @@ class ElasticProducer(CheckpointedProducer):
 
     async def _doc_pass(self, upper_ms: int) -> None:
         cfg = self.config
-        scan = DocScan(self.call, cfg.index, cfg.fields, upper_ms, cfg.page_size)
+        scan = DocScan(self.call, cfg.index, cfg.fields, upper_ms, cfg.page)
+
+        def fetch() -> asyncio.Future[list[dict]]:
+            # The position is only read when a point-in-time must be reopened; one a page
+            # behind starts the search a little early, and what it finds again is skipped
+            # below (Position.passed), so nothing is lost or repeated.
+            return asyncio.ensure_future(
+                asyncio.to_thread(scan.next_page, self.position, self.since_ms)
+            )
+
+        pending: asyncio.Future[list[dict]] | None = fetch()
         try:
             while True:
-                hits = await asyncio.to_thread(scan.next_page, self.position, self.since_ms)
+                hits = await pending
+                pending = None
                 if not hits:
                     return
+                # Ask for the next page before converting this one: Elasticsearch finds it
+                # while this process converts and sends.
+                pending = fetch()
                 for hit in hits:
                     item = convert(hit, cfg.fields, cfg.source)
                     if self.position.passed(item):
@@ -216,6 +249,15 @@ class ElasticProducer(CheckpointedProducer):
                     self.position.advance(item)
                 await self.maybe_commit()
         finally:
+            if pending is not None:
+                # Leaving mid-pass (stopped, or an error): a thread cannot be cancelled, so
+                # tell a fetch still retrying in it to give up, and let it end before the
+                # point-in-time it uses is closed (an error it ends with is moot now).
+                if not pending.done():
+                    self.call.stopping.set()
+                await asyncio.wait({pending})
+                if not pending.cancelled():
+                    pending.exception()
             self.stats.pits += scan.pits
             await asyncio.to_thread(scan.close)
 
@@ -225,7 +267,7 @@ class ElasticProducer(CheckpointedProducer):
             self.agg.from_ms = self.since_ms
         if self.agg.from_ms is not None and self.agg.from_ms >= upper_ms:
             return
-        scan = AggScan(self.call, cfg.index, cfg.fields, cfg.window, upper_ms, cfg.page_size)
+        scan = AggScan(self.call, cfg.index, cfg.fields, cfg.window, upper_ms, cfg.page)
         warned = self.stats.unaggregated
         while True:
             buckets, after = await asyncio.to_thread(scan.next_page, self.agg)
@@ -274,4 +316,4 @@ class ElasticProducer(CheckpointedProducer):
         )
 
 
-__all__ = ["ElasticConfig", "ElasticProducer", "ElasticStats"]
+__all__ = ["AGG_PAGE", "DOC_PAGE", "ElasticConfig", "ElasticProducer", "ElasticStats"]

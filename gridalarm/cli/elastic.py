@@ -84,8 +84,14 @@ def es_command(
     ] = None,
     poll: Annotated[str, typer.Option(help="pause between passes with --follow")] = "5s",
     page_size: Annotated[
-        int, typer.Option(min=1, max=10_000, help="documents (or buckets) per search request")
-    ] = 1000,
+        int | None,
+        typer.Option(
+            min=1,
+            max=65_536,
+            help="documents (default 1000, at most 10000) or --aggregate buckets (default "
+            "10000) per search request",
+        ),
+    ] = None,
     retry_for: Annotated[
         str, typer.Option(help="give up when Elasticsearch is unreachable this long ('0': never)")
     ] = "5m",

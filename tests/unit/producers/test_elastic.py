@@ -294,3 +294,34 @@ def test_checkpoint_round_trip_and_mismatch(tmp_path: Path) -> None:
         tmp_path, "t.events", ("http://x",), "idx-*", FieldMap(), "aggregate"
     )
     assert other != path
+
+
+def test_pages_default_by_mode_and_are_bounded() -> None:
+    from gridalarm.config import Settings
+    from gridalarm.producers.elastic_producer import AGG_PAGE, DOC_PAGE, ElasticConfig
+
+    base = {"settings": Settings(), "index": "x-*", "fields": FieldMap(), "source": "es:x"}
+    assert ElasticConfig(**base).page == DOC_PAGE == 1000
+    assert ElasticConfig(**base, aggregate=True).page == AGG_PAGE == 10_000
+    assert ElasticConfig(**base, page_size=7).page == 7
+    assert ElasticConfig(**base, aggregate=True, page_size=50_000).page == 50_000
+    with pytest.raises(ElasticError, match="--page-size"):
+        ElasticConfig(**base, page_size=20_000)  # documents: Elasticsearch's max is 10,000
+
+
+def test_utc_stamps_pass_through_and_others_are_normalised() -> None:
+    hit = {
+        "_index": "fifebatch-logs-2017.03.01",
+        "_id": "1",
+        "sort": [1488326405000],
+        "_source": {"MyType": "ExecuteEvent", "host": "fifebatch1", "EventTime": ""},
+    }
+    for stamp, sent in (
+        ("2017-03-01T00:00:05.250Z", "2017-03-01T00:00:05.250Z"),
+        ("2017-03-01T01:00:05+01:00", "2017-03-01T00:00:05Z"),
+        (1488326405000, "2017-03-01T00:00:05Z"),
+    ):
+        hit["_source"]["@timestamp"] = stamp
+        converted = convert(hit, FieldMap(), "es:x")
+        assert converted.message is not None and converted.message["ts"] == sent
+        assert converted.ts == pytest.approx(1488326405.25 if ".250" in sent else 1488326405.0)
