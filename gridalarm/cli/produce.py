@@ -152,6 +152,7 @@ def replay_command(
             "the study format (default seed:fifebatch)"
         ),
     ] = None,
+    metrics: Annotated[str | None, typer.Option(help=METRICS_HELP)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Replay a file to the events topic, then send heartbeats that close the last windows."""
@@ -178,9 +179,12 @@ def replay_command(
         raise CliError(str(err)) from None
     bootstrap = kafka_ready(settings)
     config = SinkConfig.from_settings(settings, bootstrap, source=reader.source)
+    served = producer_metrics(metrics, reader.source)
 
     async def main() -> str:
         async with EventSink(config) as sink:
+            if served is not None:
+                served.sink = sink
             stats = await replay(reader, sink, options)
         return stats.summary()
 

@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from gridalarm.cli import CliError
-from gridalarm.cli.produce import kafka_ready, parse_speed, producer_error, run_producer
+from gridalarm.cli.produce import (
+    METRICS_HELP,
+    kafka_ready,
+    parse_speed,
+    producer_error,
+    producer_metrics,
+    run_producer,
+)
 from gridalarm.config import MAX_WINDOW_S, MIN_WINDOW_S, load_settings
 from gridalarm.timeutil import format_time, parse_duration
 
@@ -85,6 +92,7 @@ def simulate(
         str | None,
         typer.Option(help="with --live: first send this much history at once, e.g. 2h"),
     ] = None,
+    metrics: Annotated[str | None, typer.Option(help=METRICS_HELP)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Simulate a pool of HTCondor schedds with labelled incidents."""
@@ -106,11 +114,13 @@ def simulate(
 
     sim = Simulation(config)
     if out is not None:
+        if metrics is not None:
+            raise CliError("--metrics: only with --to-kafka (a file run has no endpoint)")
         _write(sim, out)
     elif live:
-        _live(sim, quiet)
+        _live(sim, quiet, metrics)
     else:
-        _to_kafka(sim, parse_speed(speed or "max"), quiet)
+        _to_kafka(sim, parse_speed(speed or "max"), quiet, metrics)
 
 
 # -- options ---------------------------------------------------------------------------------
@@ -224,7 +234,7 @@ def _write(sim: Simulation, out: Path) -> None:
     )
 
 
-def _to_kafka(sim: Simulation, speed: float | None, quiet: bool) -> None:
+def _to_kafka(sim: Simulation, speed: float | None, quiet: bool, metrics: str | None) -> None:
     """A finite run to Kafka, paced by ``speed``, ending with heartbeats past its last window."""
     from gridalarm.producers.replay import Pacer, ReplayStats, play
     from gridalarm.producers.sink import EventSink, SinkConfig, SinkError
@@ -234,11 +244,14 @@ def _to_kafka(sim: Simulation, speed: float | None, quiet: bool) -> None:
     settings = load_settings()
     bootstrap = kafka_ready(settings)
     config = SinkConfig.from_settings(settings, bootstrap, source="simulator")
+    served = producer_metrics(metrics, config.source)
     stats = ReplayStats(path="simulator", format="simulated")
     bar = _bar(quiet)
 
     async def main() -> None:
         async with EventSink(config) as sink:
+            if served is not None:
+                served.sink = sink
             await play(_items(sim, bar), sink, Pacer(speed), settings, stats)
 
     try:
@@ -254,7 +267,7 @@ def _to_kafka(sim: Simulation, speed: float | None, quiet: bool) -> None:
     )
 
 
-def _live(sim: Simulation, quiet: bool) -> None:
+def _live(sim: Simulation, quiet: bool, metrics: str | None) -> None:
     """An endless run in real time: the backfill goes out at once, then each event when the
     wall clock reaches it; heartbeats carry the wall clock once the backfill is sent."""
     from gridalarm.producers.replay import Pacer, ReplayStats, play
@@ -265,6 +278,9 @@ def _live(sim: Simulation, quiet: bool) -> None:
     config = SinkConfig.from_settings(settings, bootstrap, source="simulator", heartbeat_interval=1)
     stats = ReplayStats(path="simulator", format="live")
     sink = EventSink(config)
+    served = producer_metrics(metrics, config.source)
+    if served is not None:
+        served.sink = sink
     started = time.monotonic()
     if not quiet:
         typer.echo(
