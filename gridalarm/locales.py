@@ -18,15 +18,12 @@ message.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import http.client
 import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -34,7 +31,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from gridalarm.localkafka import _alive, flocked
+from gridalarm.javaserver import JavaServer, check_port_free, find_java, flocked, shorten
 
 POM_ENV = "GRIDALARM_ES_POM"
 INSTALL_HINT = (
@@ -301,11 +298,16 @@ class LocalElasticsearchStatus:
         return "stopped"
 
 
-class LocalElasticsearch:
+class LocalElasticsearch(JavaServer):
     """One single-node cluster on ``host``; see the module docstring."""
 
+    error = LocalElasticsearchError
+    what = "the local Elasticsearch node"
+
     def __init__(self, config: LocalElasticsearchConfig | None = None) -> None:
+        super().__init__()
         self.config = config or LocalElasticsearchConfig()
+        self.stop_timeout = self.config.stop_timeout
         # Absolute paths: the pid file and the JVM's arguments must not depend on the cwd.
         self.root = Path(self.config.state_dir).resolve() / "es"
         self.home = Path(self.config.jars_dir or self.root / "jars").resolve()
@@ -317,7 +319,9 @@ class LocalElasticsearch:
         self.log_path = self.root / "elasticsearch.log"
         self.pid_path = self.root / "elasticsearch.pid"
         self.url_path = self.root / "elasticsearch.url"
-        self._proc: subprocess.Popen[bytes] | None = None
+
+    def _marker(self) -> Path:
+        return self.config_dir
 
     @property
     def url(self) -> str:
@@ -348,8 +352,7 @@ class LocalElasticsearch:
                     f"the local Elasticsearch node (pid {pid}) runs but does not answer at {url}; "
                     f"see {self.log_path} or run `gridalarm es stop`"
                 )
-            self.pid_path.unlink(missing_ok=True)
-            self.url_path.unlink(missing_ok=True)
+            self._forget()
             for port in (self.config.port, self.config.transport_port):
                 if port:
                     _check_port_free(self.config.host, port)
@@ -369,21 +372,9 @@ class LocalElasticsearch:
         with self._locked():
             pid = self._live_pid()
             if pid is None:
-                self.pid_path.unlink(missing_ok=True)
-                self.url_path.unlink(missing_ok=True)
+                self._forget()
                 return False
-            self._signal(pid, signal.SIGTERM)
-            if not self._wait_exit(pid, self.config.stop_timeout):
-                # A shutdown that hangs must not leave a node behind: the next start would
-                # find its port and its data folder's lock taken.
-                self._signal(pid, signal.SIGKILL)
-                if not self._wait_exit(pid, 10.0):
-                    raise LocalElasticsearchError(
-                        f"the local Elasticsearch node (pid {pid}) survived SIGKILL"
-                    )
-            self.pid_path.unlink(missing_ok=True)
-            self.url_path.unlink(missing_ok=True)
-            self._proc = None
+            self._terminate(pid)
             return True
 
     def status(self) -> LocalElasticsearchStatus:
@@ -648,47 +639,8 @@ class LocalElasticsearch:
             time.sleep(0.2)
 
     def _forget(self) -> None:
-        self.pid_path.unlink(missing_ok=True)
+        super()._forget()
         self.url_path.unlink(missing_ok=True)
-        self._proc = None
-
-    def _live_pid(self) -> int | None:
-        """The pid from the pid file if that process is alive and is this node, else None."""
-        try:
-            pid = int(self.pid_path.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        if not _alive(pid):
-            return None
-        # The pid may have been reused by an unrelated process since the node died.
-        cmdline = Path(f"/proc/{pid}/cmdline")
-        with contextlib.suppress(OSError):
-            if str(self.config_dir).encode() not in cmdline.read_bytes():
-                return None
-        return pid
-
-    def _signal(self, pid: int, sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-
-    def _wait_exit(self, pid: int, timeout: float) -> bool:
-        """True once ``pid`` has exited (and is reaped, if it is our child)."""
-        if self._proc is not None and self._proc.pid == pid:
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                return False
-            return True
-        deadline = time.monotonic() + timeout
-        while _alive(pid):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.1)
-        return True
-
-    def _locked(self) -> contextlib.AbstractContextManager[None]:
-        """An exclusive lock on this state dir's node."""
-        return flocked(self.root / ".lock")
 
 
 # No proxy from the environment: the node is on this machine.
@@ -727,34 +679,16 @@ def _url_host(host: str) -> str:
 
 
 def _check_port_free(host: str, port: int) -> None:
-    """Fail with a line naming the port if another process holds it."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        # As the JVM does: sockets of a just-stopped node in TIME_WAIT do not count as taken.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as err:
-            if err.errno == errno.EADDRINUSE:
-                raise LocalElasticsearchError(
-                    f"port {port} on {host} is already in use by another process; stop it or "
-                    "choose another port (--port, or 0 for any free one)"
-                ) from None
-            raise LocalElasticsearchError(
-                f"cannot listen on {host}:{port}: {err.strerror}"
-            ) from None
+    check_port_free(
+        host,
+        port,
+        LocalElasticsearchError,
+        "stop it or choose another port (--port, or 0 for any free one)",
+    )
 
 
 def _find_java() -> str:
-    """``$JAVA_HOME/bin/java`` if set, else ``java`` on PATH."""
-    home = os.environ.get("JAVA_HOME")
-    if home and os.access(Path(home) / "bin" / "java", os.X_OK):
-        return str(Path(home) / "bin" / "java")
-    java = shutil.which("java")
-    if java is None:
-        raise LocalElasticsearchError(
-            f"`java` not found: the local Elasticsearch needs it; {INSTALL_HINT}"
-        )
-    return java
+    return find_java(LocalElasticsearchError, "the local Elasticsearch", INSTALL_HINT)
 
 
 def _find_javac(java: str) -> str:
@@ -769,11 +703,6 @@ def _find_javac(java: str) -> str:
             f"needs a JDK, not only a Java runtime; {INSTALL_HINT}"
         )
     return javac
-
-
-def _shorten(text: str) -> str:
-    text = text.strip()
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _last_error(log: Path) -> str:
@@ -791,7 +720,7 @@ def _last_error(log: Path) -> str:
         if "ERROR" in text or "Exception" in text or text.startswith("Error") or "error:" in text:
             if "UnsupportedClassVersionError" in text:
                 return ": the Java runtime is too old (Elasticsearch 8 needs Java 17+)"
-            return ": " + _shorten(text)
+            return ": " + shorten(text)
     return ""
 
 
@@ -801,4 +730,4 @@ def _last_line(log: Path) -> str:
         lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
     except OSError:
         return ""
-    return f"; last log line: {_shorten(lines[-1])}" if lines else ""
+    return f"; last log line: {shorten(lines[-1])}" if lines else ""

@@ -12,20 +12,23 @@ Every failure an operator can mend raises :class:`LocalKafkaError` with a one-li
 from __future__ import annotations
 
 import base64
-import contextlib
-import errno
-import fcntl
 import hashlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from gridalarm.javaserver import (
+    JavaServer,
+    check_port_free,
+    find_java,
+    flocked,
+    port_open,
+    shorten,
+)
 
 READY_LINE = b"Kafka Server started"
 POM_ENV = "GRIDALARM_KAFKA_POM"
@@ -100,11 +103,16 @@ class LocalKafkaStatus:
         return "stopped"
 
 
-class LocalKafka:
+class LocalKafka(JavaServer):
     """One combined broker+controller on ``host``; see the module docstring."""
 
+    error = LocalKafkaError
+    what = "the local Kafka broker"
+
     def __init__(self, config: LocalKafkaConfig | None = None) -> None:
+        super().__init__()
         self.config = config or LocalKafkaConfig()
+        self.stop_timeout = self.config.stop_timeout
         # Absolute paths: the pid file and the JVM's arguments must not depend on the cwd.
         self.root = Path(self.config.state_dir).resolve() / "kafka"
         self.jars_dir = Path(self.config.jars_dir or self.root / "jars").resolve()
@@ -114,7 +122,9 @@ class LocalKafka:
         self.log_path = self.root / "kafka.log"
         self.pid_path = self.root / "kafka.pid"
         self.cluster_id_path = self.root / "cluster.id"
-        self._proc: subprocess.Popen[bytes] | None = None
+
+    def _marker(self) -> Path:
+        return self.properties_path
 
     @property
     def bootstrap(self) -> str:
@@ -133,7 +143,7 @@ class LocalKafka:
         with self._locked():
             pid = self._live_pid()
             if pid is not None:
-                if _port_open(self.config.host, self.config.port):
+                if port_open(self.config.host, self.config.port):
                     return False
                 raise LocalKafkaError(
                     f"the local Kafka broker (pid {pid}) runs but does not answer at "
@@ -158,24 +168,16 @@ class LocalKafka:
         with self._locked():
             pid = self._live_pid()
             if pid is None:
-                self.pid_path.unlink(missing_ok=True)
+                self._forget()
                 return False
-            self._signal(pid, signal.SIGTERM)
-            if not self._wait_exit(pid, self.config.stop_timeout):
-                # A controlled shutdown that hangs (e.g. waiting on a dead controller) must not
-                # leave a broker behind: the next start would find its ports taken.
-                self._signal(pid, signal.SIGKILL)
-                if not self._wait_exit(pid, 10.0):
-                    raise LocalKafkaError(f"the local Kafka broker (pid {pid}) survived SIGKILL")
-            self.pid_path.unlink(missing_ok=True)
-            self._proc = None
+            self._terminate(pid)
             return True
 
     def status(self) -> LocalKafkaStatus:
         """Whether our broker process is alive and answering. Takes no lock: never blocks."""
         return LocalKafkaStatus(
             pid=self._live_pid(),
-            serving=_port_open(self.config.host, self.config.port),
+            serving=port_open(self.config.host, self.config.port),
             bootstrap=self.bootstrap,
             log=self.log_path,
         )
@@ -350,137 +352,34 @@ class LocalKafka:
         while True:
             code = proc.poll()
             if code is not None:
-                self.pid_path.unlink(missing_ok=True)
-                self._proc = None
+                self._forget()
                 raise LocalKafkaError(
                     f"the local Kafka broker exited with code {code} while starting"
                     f"{_last_error(self.log_path)}; see {self.log_path}"
                 )
-            if READY_LINE in self.log_path.read_bytes() and _port_open(
+            if READY_LINE in self.log_path.read_bytes() and port_open(
                 self.config.host, self.config.port
             ):
                 return
             if time.monotonic() > deadline:
                 proc.kill()
                 proc.wait()
-                self.pid_path.unlink(missing_ok=True)
-                self._proc = None
+                self._forget()
                 raise LocalKafkaError(
                     f"the local Kafka broker did not start within "
                     f"{self.config.start_timeout:.0f}s; see {self.log_path}"
                 )
             time.sleep(0.2)
 
-    def _live_pid(self) -> int | None:
-        """The pid from the pid file if that process is alive and is this broker, else None."""
-        try:
-            pid = int(self.pid_path.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        if not _alive(pid):
-            return None
-        # The pid may have been reused by an unrelated process since the broker died.
-        cmdline = Path(f"/proc/{pid}/cmdline")
-        with contextlib.suppress(OSError):
-            if str(self.properties_path).encode() not in cmdline.read_bytes():
-                return None
-        return pid
-
-    def _signal(self, pid: int, sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-
-    def _wait_exit(self, pid: int, timeout: float) -> bool:
-        """True once ``pid`` has exited (and is reaped, if it is our child)."""
-        if self._proc is not None and self._proc.pid == pid:
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                return False
-            return True
-        deadline = time.monotonic() + timeout
-        while _alive(pid):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.1)
-        return True
-
-    def _locked(self) -> contextlib.AbstractContextManager[None]:
-        """An exclusive lock on this state dir's broker."""
-        return flocked(self.root / ".lock")
-
-
-@contextlib.contextmanager
-def flocked(path: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path``; the kernel releases it even if we are killed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs; reaps it first if it is our own exited child (a zombie)."""
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, owned by someone else
-    return not _zombie(pid)
-
-
-def _zombie(pid: int) -> bool:
-    """Whether ``pid`` has exited but not been reaped: a broker started by a process that is
-    gone belongs to init, and where init does not reap (a container) it stays a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
-
-
-def _port_open(host: str, port: int, timeout: float = 1.0) -> bool:
-    """Whether something accepts TCP connections on ``host:port``."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
 
 def _check_port_free(host: str, port: int) -> None:
-    """Fail with a line naming the port if another process holds it."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # As the JVM does: sockets of a just-stopped broker in TIME_WAIT do not count as taken.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as err:
-            if err.errno == errno.EADDRINUSE:
-                raise LocalKafkaError(
-                    f"port {port} on {host} is already in use by another process; stop it or "
-                    "choose other ports (--port / --controller-port)"
-                ) from None
-            raise LocalKafkaError(f"cannot listen on {host}:{port}: {err.strerror}") from None
+    check_port_free(
+        host, port, LocalKafkaError, "stop it or choose other ports (--port / --controller-port)"
+    )
 
 
 def _find_java() -> str:
-    """``$JAVA_HOME/bin/java`` if set, else ``java`` on PATH."""
-    home = os.environ.get("JAVA_HOME")
-    if home and os.access(Path(home) / "bin" / "java", os.X_OK):
-        return str(Path(home) / "bin" / "java")
-    java = shutil.which("java")
-    if java is None:
-        raise LocalKafkaError(f"`java` not found: the local Kafka needs it; {INSTALL_HINT}")
-    return java
+    return find_java(LocalKafkaError, "the local Kafka", INSTALL_HINT)
 
 
 def _last_error(log: Path) -> str:
@@ -494,5 +393,5 @@ def _last_error(log: Path) -> str:
             text = line.strip()
             if "UnsupportedClassVersionError" in text:
                 return ": the Java runtime is too old (Kafka 4.1 needs Java 17+)"
-            return ": " + (text if len(text) <= 200 else text[:197] + "...")
+            return ": " + shorten(text)
     return ""

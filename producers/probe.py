@@ -234,6 +234,10 @@ class ProbeProducer(CheckpointedProducer):
         self._last_poll: float | None = None
         if resumed_from is not None and resumed_from.state is not None:
             probe.restore(resumed_from.state)
+        # The probe's state as of the last poll whose events are all queued on the sink: what
+        # a checkpoint saves. A poll stopped half-way (Ctrl-C while it runs) may have moved
+        # the probe on without its events being sent; a restart must poll them again.
+        self._state = probe.snapshot()
 
     @property
     def follows(self) -> bool:
@@ -257,15 +261,31 @@ class ProbeProducer(CheckpointedProducer):
             self.probe.close()
 
     async def _poll(self, now: float) -> None:
-        self.stats.polls += 1
+        """One poll: its events queued on the sink, then its state taken for checkpoints."""
         try:
             messages = list(await asyncio.to_thread(self.probe.poll, now) or ())
         except ProbeError as err:
+            self.stats.polls += 1
             self.stats.failed_polls += 1
             self.warn(f"{self.run_config.name}: poll failed: {err}")
             return
-        for message in messages:
-            await self._send(message)
+        sent = 0
+        try:
+            for message in messages:
+                await self._send(message)
+                sent += 1
+        except asyncio.CancelledError:
+            # Stopped half-way through this poll's events (the one in flight was not queued):
+            # queue the rest, so that the checkpoint's state and the topic agree, then stop.
+            for message in messages[sent:]:
+                await self._send(message)
+            self._polled(now)
+            raise
+        self._polled(now)
+
+    def _polled(self, now: float) -> None:
+        self._state = self.probe.snapshot()
+        self.stats.polls += 1
         self._last_poll = now
 
     async def _send(self, message: Any) -> None:
@@ -304,7 +324,7 @@ class ProbeProducer(CheckpointedProducer):
             "v": PROBE_CHECKPOINT_VERSION,
             "topic": self.sink.config.topic,
             "probe": self.run_config.name,
-            "state": self.probe.snapshot(),
+            "state": self._state,
             "kafka_ends": None
             if kafka_ends is None
             else {str(p): o for p, o in sorted(kafka_ends.items())},

@@ -328,9 +328,17 @@ class EventSink:
             if builder is None or self._producer is None:
                 return
             builder.close()  # no record may join a batch once it is queued
-            future = await self._producer.send_batch(
-                builder, self.config.topic, partition=partition
+            handover = asyncio.ensure_future(
+                self._producer.send_batch(builder, self.config.topic, partition=partition)
             )
+            try:
+                future = await asyncio.shield(handover)
+            except asyncio.CancelledError:
+                # Stopped (Ctrl-C, SIGTERM) while aiokafka waited for room: the batch left
+                # the builders already, so finish the hand-over or its records are lost; the
+                # closing flush then waits for its delivery.
+                self._pending.append((partition, await handover))
+                raise
             self._pending.append((partition, future))
         if reap:
             await self._reap()

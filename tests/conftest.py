@@ -17,7 +17,8 @@ import pytest
 from es_support import es_client, es_index_prefix, es_url, local_es_jars  # noqa: F401
 
 from gridalarm.config import Settings
-from gridalarm.localkafka import LocalKafka, LocalKafkaConfig, LocalKafkaError, flocked
+from gridalarm.javaserver import alive, flocked
+from gridalarm.localkafka import LocalKafka, LocalKafkaConfig, LocalKafkaError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_KAFKA_STATE = REPO_ROOT / ".state" / "test-kafka"
@@ -147,20 +148,10 @@ def _local_kafka() -> Iterator[str]:
         with flocked(TEST_KAFKA_STATE / "users.lock"):
             me.unlink(missing_ok=True)
             for user in users.iterdir():  # sessions that died without a teardown
-                if not (user.name.isdigit() and _pid_alive(int(user.name))):
+                if not (user.name.isdigit() and alive(int(user.name))):
                     user.unlink(missing_ok=True)
             if not any(users.iterdir()):
                 broker.stop()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @pytest.fixture(scope="session")

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from gridalarm.javaserver import alive, flocked
 from gridalarm.locales import LocalElasticsearch, LocalElasticsearchConfig, LocalElasticsearchError
-from gridalarm.localkafka import flocked
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -101,21 +101,11 @@ def _local_es(jars: Path) -> Iterator[str]:
         with flocked(state / "users.lock"):
             me.unlink(missing_ok=True)
             for user in users.iterdir():  # sessions that died without a teardown
-                if not (user.name.isdigit() and _pid_alive(int(user.name))):
+                if not (user.name.isdigit() and alive(int(user.name))):
                     user.unlink(missing_ok=True)
             if not any(users.iterdir()) and started_by_tests.exists():
                 node.stop()
                 started_by_tests.unlink()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _wait_for_node(url: str, timeout: float = 60.0) -> None:
