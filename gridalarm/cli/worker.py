@@ -102,6 +102,10 @@ def run_worker(
     from gridalarm.stream.app import WorkerOptions, build_worker
 
     logging.getLogger("gridalarm").setLevel(loglevel.upper())
+    # "producer buffer full" is Faust's normal back-pressure while a burst of windows is
+    # published (a backfill, a replay): it waits for the buffer to drain, loses nothing, and
+    # at warning level it floods the operator's terminal.
+    logging.getLogger("faust.transport.producer").setLevel(logging.ERROR)
     options = WorkerOptions(bootstrap=bootstrap, web_enabled=web, metrics=metrics)
     try:
         app = build_worker(settings, options)
