@@ -349,12 +349,7 @@ async def produce(
     )
     call = Retrying(Connection((url,)).client(), url, RetryPolicy(give_up=60.0), warn)
     events = SinkConfig.from_settings(settings, bootstrap, source=SOURCE)
-    dead = SinkConfig(
-        bootstrap=bootstrap,
-        topic=settings.topic("deadletter"),
-        source=SOURCE,
-        heartbeat_interval=None,
-    )
+    dead = SinkConfig.deadletters_of(settings, bootstrap, SOURCE)
     try:
         async with EventSink(events) as sink, EventSink(dead) as deadletters:
             started = time.perf_counter()

@@ -88,6 +88,17 @@ class SinkConfig:
         """The sink of the configured events topic."""
         return cls(bootstrap=bootstrap, topic=settings.topic("events"), source=source, **overrides)
 
+    @classmethod
+    def deadletters_of(cls, settings: Settings, bootstrap: str, source: str) -> SinkConfig:
+        """The sink of the configured deadletter topic, for a producer's bad input: no
+        heartbeats (they belong on the events topic only)."""
+        return cls(
+            bootstrap=bootstrap,
+            topic=settings.topic("deadletter"),
+            source=source,
+            heartbeat_interval=None,
+        )
+
 
 @dataclass(slots=True)
 class SinkStats:

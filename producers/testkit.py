@@ -98,12 +98,7 @@ def run_probe(
     async def main() -> ProbeStats:
         name = type(probe).__name__
         events = SinkConfig.from_settings(settings, bootstrap, source=probe.context.source)
-        dead = SinkConfig(
-            bootstrap=bootstrap,
-            topic=settings.topic("deadletter"),
-            source=probe.context.source,
-            heartbeat_interval=None,
-        )
+        dead = SinkConfig.deadletters_of(settings, bootstrap, probe.context.source)
         topic = settings.topic("events")
         previous = load_checkpoint(checkpoint_path, topic, name) if checkpoint_path else None
         async with EventSink(events) as sink, EventSink(dead) as deadletters:

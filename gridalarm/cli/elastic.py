@@ -186,12 +186,7 @@ def es_command(
     bootstrap = kafka_ready(settings)
     events = SinkConfig.from_settings(settings, bootstrap, source=config.source)
     served = producer_metrics(metrics, config.source)
-    dead = SinkConfig(
-        bootstrap=bootstrap,
-        topic=settings.topic("deadletter"),
-        source=config.source,
-        heartbeat_interval=None,
-    )
+    dead = SinkConfig.deadletters_of(settings, bootstrap, config.source)
 
     async def main() -> str:
         async with EventSink(events) as sink, EventSink(dead) as deadletters:

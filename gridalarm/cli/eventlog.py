@@ -141,12 +141,7 @@ def eventlog_command(
     bootstrap = kafka_ready(settings)
     events = SinkConfig.from_settings(settings, bootstrap, source=read.source)
     served = producer_metrics(metrics, read.source or "eventlog")
-    dead = SinkConfig(
-        bootstrap=bootstrap,
-        topic=settings.topic("deadletter"),
-        source=read.source,
-        heartbeat_interval=None,
-    )
+    dead = SinkConfig.deadletters_of(settings, bootstrap, read.source)
 
     async def main() -> str:
         async with EventSink(events) as sink, EventSink(dead) as deadletters:

@@ -136,12 +136,7 @@ def run_command(
     bootstrap = kafka_ready(settings)
     events = SinkConfig.from_settings(settings, bootstrap, source=context.source)
     served = producer_metrics(metrics, context.source)
-    dead = SinkConfig(
-        bootstrap=bootstrap,
-        topic=settings.topic("deadletter"),
-        source=context.source,
-        heartbeat_interval=None,
-    )
+    dead = SinkConfig.deadletters_of(settings, bootstrap, context.source)
 
     async def main() -> str:
         async with EventSink(events) as sink, EventSink(dead) as deadletters:

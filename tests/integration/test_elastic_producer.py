@@ -184,12 +184,7 @@ def run_producer(
     async def main() -> Any:
         call = Retrying(Connection((url,)).client(), url, RetryPolicy(give_up=30), print)
         sink_config = SinkConfig.from_settings(settings, settings.kafka, source=config.source)
-        dead_config = SinkConfig(
-            bootstrap=settings.kafka,
-            topic=settings.topic("deadletter"),
-            source=config.source,
-            heartbeat_interval=None,
-        )
+        dead_config = SinkConfig.deadletters_of(settings, settings.kafka, config.source)
         previous = (
             load_checkpoint(checkpoint, settings.topic("events"), config.mode)
             if checkpoint
