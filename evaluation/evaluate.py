@@ -2,7 +2,8 @@
 
 Where a detector needs a trained model and none is given, it is trained here on the data's own
 training part only (``LabelledStream.train_until``: NAB's probationary 15%, MSL's train split),
-so nothing the evaluation scores was seen in training.
+so nothing the evaluation scores was seen in training. Detectors that fit themselves while they
+stream (:data:`SELF_FITTING`) are never trained here.
 """
 
 from __future__ import annotations
@@ -12,16 +13,22 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from gridalarm.evaluation.datasets import LabelledSet, LabelledStream
-from gridalarm.evaluation.metrics import detection_metrics
+from gridalarm.evaluation.metrics import detection_metrics, mean_best_point_f1
 from gridalarm.evaluation.runner import RunConfig, StreamRun, replay, window_of
 from gridalarm.models.detector import ScoringModel
 from gridalarm.models.registry import ModelOptions, build_model, bundled_model
 from gridalarm.models.training import Series, TrainConfig, TrainingData
+
+# Detectors that learn each stream as they score it: no artifact, nothing to train first.
+SELF_FITTING = ("baseline", "novelty")
+
+# What NAB is handed per row: the scorer's score, or only the rows where an alert opened.
+NabSource = Literal["scores", "alerts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +80,7 @@ def model_path(config: EvaluationConfig, data: LabelledSet, workdir: Path) -> Pa
     """The artifact to evaluate: the given one, one trained on the data's own training part
     (NAB's probation, MSL's train split), or else the bundled one for the data's window. Data
     without a split never trains the model that scores it: that would be look-ahead."""
-    if config.detector == "baseline":
+    if config.detector in SELF_FITTING:
         return None
     if config.model is not None:
         return config.model
@@ -94,13 +101,12 @@ def model_path(config: EvaluationConfig, data: LabelledSet, workdir: Path) -> Pa
 
 
 def scoring_model(config: EvaluationConfig, data: LabelledSet, workdir: Path) -> ScoringModel:
-    """The scoring model to evaluate (see :func:`model_path`)."""
-    options = config.options
+    """The scoring model to evaluate (see :func:`model_path`). Options the evaluation does not
+    set itself (a detector's own, such as the baseline's history) pass through unchanged."""
     return build_model(
         config.detector,
-        ModelOptions(
-            min_history=options.min_history,
-            history=options.history,
+        replace(
+            config.options,
             model_path=model_path(config, data, workdir),
             poll=float("inf"),  # one model for the whole evaluation
             features=data.features,
@@ -123,11 +129,14 @@ def evaluate(
     seconds = time.perf_counter() - started
     outcomes = [scored_part(run).outcome(window_of(run.stream, data.window)) for run in runs]
     metrics = detection_metrics(outcomes, grace_windows=config.grace_windows).to_dict()
+    best_f1, best_streams = point_f1_best(runs)
     metrics = {
         "dataset": data.name,
         "detector": config.detector,
         "model": f"{model.name}@{model.version}",
         **metrics,
+        "point_f1_best_mean": best_f1,
+        "point_f1_best_streams": best_streams,
         "replay_seconds": round(seconds, 2),
     }
     return Evaluation(metrics, runs, f"{model.name}@{model.version}")
@@ -151,6 +160,28 @@ def scored_part(run: StreamRun) -> StreamRun:
     )
 
 
+def point_f1_best(runs: Sequence[StreamRun]) -> tuple[float | None, int]:
+    """Mean over labelled streams of each one's best point F1 (scored part only), and how many.
+
+    Each stream gets its own best threshold, as MSL is judged per channel; a row counts as
+    anomalous when its start lies in a label (:meth:`LabelledStream.label_mask`). Training
+    rows are dropped first, so the threshold is not credited for rows the model learned from.
+    """
+    parts = (scored_part(run) for run in runs)
+    return mean_best_point_f1((part.scores, part.stream.label_mask()) for part in parts)
+
+
+def row_scores(run: StreamRun) -> np.ndarray:
+    """NAB's ``anomaly_score`` per row: every row's score / 100, clipped to [0, 1].
+
+    This is NAB as NAB means it: the detector's continuous score on every row, with NAB's
+    optimiser choosing the threshold per profile. A detector whose score stays high through an
+    incident pays a false positive per row after the first; a sparse one (high only where it
+    detects) does not.
+    """
+    return np.clip(np.asarray(run.scores, dtype=float) / 100.0, 0.0, 1.0)
+
+
 def alert_scores(run: StreamRun) -> np.ndarray:
     """NAB's ``anomaly_score`` per row: the score / 100 where an alert opened, else 0.
 
@@ -167,15 +198,28 @@ def alert_scores(run: StreamRun) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
-def nab_files(runs: Sequence[StreamRun], windows: dict[str, list[tuple[str, str]]]) -> list[Any]:
-    """The runs as the NAB scorer's files (alert openings), with NAB's own label windows."""
+def nab_files(
+    runs: Sequence[StreamRun],
+    windows: dict[str, list[tuple[str, str]]],
+    source: NabSource = "scores",
+) -> list[Any]:
+    """The runs as the NAB scorer's files, with NAB's own label windows.
+
+    ``source`` is what each row carries: ``"scores"`` every row's score (:func:`row_scores`,
+    NAB's own protocol) or ``"alerts"`` the worker's alert openings (:func:`alert_scores`, what
+    an operator is shown). Both are worth reporting: the first judges the detector, the second
+    the detector together with the worker's threshold and alert rule.
+    """
     from gridalarm.evaluation.nab import NabFile
     from gridalarm.timeutil import parse_time
 
+    per_row = {"scores": row_scores, "alerts": alert_scores}.get(source)
+    if per_row is None:
+        raise ValueError(f"NAB source {source!r}: use 'scores' or 'alerts'")
     files = []
     for run in runs:
         spans = tuple((parse_time(a), parse_time(b)) for a, b in windows.get(run.stream.name, []))
-        files.append(NabFile(run.stream.name, run.stream.starts, alert_scores(run), spans))
+        files.append(NabFile(run.stream.name, run.stream.starts, per_row(run), spans))
     return files
 
 

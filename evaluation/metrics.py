@@ -14,12 +14,18 @@ windows after its end.
 
 Precision, recall and F1 define 0/0 as 0.0 (no flags, no labels, no alerts: nothing was found).
 
+A third view judges the scores rather than the worker's threshold: :func:`best_point_f1` is the
+best point-wise F1 of one stream over every threshold of its own scores, as MSL results are
+usually reported per channel (without point adjustment here, which would credit a whole
+incident for one hit). It says how separable a detector's scores are, not how it alerts.
+
 Pure numpy over plain data; the caller runs the detector and the alert machine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -205,6 +211,54 @@ def detection_metrics(
         false_alarms_per_stream_week=per_day * DAYS_PER_WEEK,
         event_outcomes=tuple(events),
     )
+
+
+def best_point_f1(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """The best point-wise F1 of one stream over all thresholds, and the threshold achieving it.
+
+    Rows with ``score >= threshold`` are flagged; ``F1 = 2 TP / (2 TP + FP + FN)``, with no
+    point adjustment. Every distinct score is tried as a threshold (any other flags the same
+    rows as one of them). When several reach the best F1 the highest wins: the fewest flags for
+    the same quality, as NAB's optimiser breaks its ties. A stream without positive labels has
+    no F1 to optimise (any threshold flagging nothing is perfect) and gives ``(nan, nan)``, so
+    that callers leave it out of a mean rather than count it as 0 or 1.
+
+    >>> best_point_f1(np.array([0.1, 0.9, 0.8, 0.2]), np.array([0, 1, 0, 0], dtype=bool))
+    (1.0, 0.9)
+    """
+    scores = np.asarray(scores, dtype=float)
+    labels = np.asarray(labels, dtype=bool)
+    if scores.ndim != 1 or labels.shape != scores.shape:
+        raise ValueError("scores and labels must be 1-D, same length")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("scores must be finite")
+    positives = int(labels.sum())
+    if positives == 0:
+        return math.nan, math.nan
+    order = np.argsort(-scores, kind="stable")
+    ranked = scores[order]
+    hits = np.cumsum(labels[order])
+    # The last row of each run of equal scores: a threshold flags all of a tie or none of it.
+    last = np.ones(ranked.size, dtype=bool)
+    last[:-1] = ranked[1:] != ranked[:-1]
+    flagged = np.flatnonzero(last) + 1  # rows at or over each distinct score
+    # 2TP + FP + FN = 2TP + (flagged - TP) + (positives - TP) = flagged + positives.
+    f1 = 2.0 * hits[last] / (flagged + positives)
+    best = int(np.argmax(f1))  # first maximum: the highest threshold
+    return float(f1[best]), float(ranked[last][best])
+
+
+def mean_best_point_f1(
+    streams: Iterable[tuple[np.ndarray, np.ndarray]],
+) -> tuple[float | None, int]:
+    """The mean of :func:`best_point_f1` over ``(scores, labels)`` streams, and how many counted.
+
+    Streams without positive labels are left out (their F1 is undefined); with none left the
+    mean is None, like ``mean_time_to_detect_windows`` without a detection, so JSON stays valid.
+    """
+    found = [best_point_f1(scores, labels)[0] for scores, labels in streams]
+    kept = [f1 for f1 in found if not math.isnan(f1)]
+    return (float(np.mean(kept)) if kept else None), len(kept)
 
 
 def _overlaps(starts: np.ndarray, ends: np.ndarray, start: float, end: float) -> np.ndarray:

@@ -78,7 +78,8 @@ class Settings(BaseSettings):
     features: Annotated[tuple[str, ...], NoDecode] = DEFAULT_FEATURES
     detector: str = Field(
         default="lstm-forecast",
-        description="baseline, lstm-forecast or lstm-classifier (see gridalarm.models.registry)",
+        description="baseline, lstm-forecast, lstm-classifier or novelty "
+        "(see gridalarm.models.registry)",
     )
     model: Path | None = Field(
         default=None,
@@ -91,6 +92,15 @@ class Settings(BaseSettings):
     resolve_after: int = Field(default=2, ge=1, description="normal windows that end an alert")
     min_history: int = Field(default=12, ge=1, description="windows before a stream is scored")
     history: int = Field(default=168, ge=4, description="windows the baseline remembers")
+    warmup: int = Field(
+        default=104, ge=16, le=1_000_000,
+        description="windows the novelty detector fits a stream on before scoring it",
+    )  # fmt: skip
+    target: str | None = Field(
+        default=None,
+        description="feature the novelty detector judges (e.g. a gauge); unset: the total "
+        "of all features",
+    )
     worker_id: str = Field(default="gridalarm-worker", description="Faust app id / group id")
     web_port: int = Field(default=6066, ge=0, le=65535)
     state_dir: Path = Field(default=Path(".state"))
@@ -134,6 +144,11 @@ class Settings(BaseSettings):
             raise ValueError("features: needs at least one feature name")
         if len(set(self.features)) != len(self.features):
             raise ValueError("features: names must be unique")
+        if self.target is not None and self.target not in self.features:
+            raise ValueError(
+                f"target: {self.target!r} is not one of the features; set GRIDALARM_TARGET to "
+                "one of GRIDALARM_FEATURES or leave it unset (the total of all features)"
+            )
         return self
 
     @classmethod

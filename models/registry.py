@@ -1,8 +1,9 @@
 """Detector names → scoring models. The CLI, the worker and the evaluator build models here only.
 
-``baseline`` needs no training. The LSTM detectors read the newest artifact of a model folder
-(``gridalarm train`` makes one; one small ``lstm-forecast`` artifact ships inside the package
-for the demo), follow new versions in that folder, and leave a stream to the baseline until it
+``baseline`` needs no training, and ``novelty`` fits each stream on its own first ``warmup``
+windows while streaming (:mod:`gridalarm.models.novelty`). The LSTM detectors read the newest
+artifact of a model folder (``gridalarm train`` makes one; one small ``lstm-forecast``
+artifact ships inside the package for the demo), follow new versions in that folder, and leave a stream to the baseline until it
 has warmed up (:class:`~gridalarm.models.compose.ColdStart`).
 """
 
@@ -18,6 +19,7 @@ from gridalarm.models.compose import ColdStart, HotSwap, Thresholded
 from gridalarm.models.detector import ScoringModel
 from gridalarm.models.lstm_classifier import ClassifierDetector
 from gridalarm.models.lstm_forecast import ForecastDetector
+from gridalarm.models.novelty import NoveltyConfig, NoveltyDetector
 from gridalarm.models.thresholds import (
     ProbabilityThreshold,
     QuantileThreshold,
@@ -33,7 +35,7 @@ BASELINE_ALARM_Z = 4.5
 # window size (``artifacts/lstm-forecast-60s``, ``-3600s``; ``make bundled-models``).
 BUNDLED_MODELS = Path(__file__).resolve().parent / "artifacts"
 
-DETECTORS = ("baseline", "lstm-classifier", "lstm-forecast")
+DETECTORS = ("baseline", "lstm-classifier", "lstm-forecast", "novelty")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,8 @@ class ModelOptions:
     poll: float = 30.0  # seconds between looks for a newer artifact
     features: tuple[str, ...] | None = None  # the worker's features: an artifact must match
     window: float | None = None  # the worker's window: picks the bundled artifact
+    warmup: int = 104  # windows a self-fitting detector (novelty) learns a stream from
+    target: str | None = None  # feature novelty judges (None: the total of all features)
 
 
 def detector_names() -> list[str]:
@@ -81,6 +85,21 @@ def lstm_model(artifact: Artifact, features: tuple[str, ...] | None = None) -> S
     raise ValueError(f"{artifact.path}: unknown detector {artifact.detector!r} in its metadata")
 
 
+def novelty_model(options: ModelOptions) -> ScoringModel:
+    """The ``novelty`` detector for ``options``: its evidence is already an alarm confidence
+    in [0, 1], so the score is 100 times it (anomalous from 50)."""
+    target = None
+    if options.target is not None:
+        if options.features is None or options.target not in options.features:
+            known = ", ".join(options.features or ())
+            raise ValueError(f"target {options.target!r} is not one of the features ({known})")
+        target = options.features.index(options.target)
+    return Thresholded(
+        NoveltyDetector(NoveltyConfig(warmup=options.warmup, target=target)),
+        ProbabilityThreshold(),
+    )
+
+
 def bundled_model(name: str, window: float | None) -> Path:
     """The bundled artifact of ``name`` trained at the window size nearest ``window``."""
     prefix = f"{name}-"
@@ -108,6 +127,8 @@ def build_model(name: str, options: ModelOptions | None = None) -> ScoringModel:
     baseline = Thresholded(*baseline_parts(options.min_history, options.history))
     if name == "baseline":
         return baseline
+    if name == "novelty":
+        return novelty_model(options)
     root = options.model_path or bundled_model(name, options.window)
     watcher = ArtifactWatcher(Path(root), name, options.poll)
     return ColdStart(

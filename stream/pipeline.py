@@ -38,6 +38,8 @@ class Pipeline:
                 poll=settings.model_poll,
                 features=settings.features,
                 window=settings.window,
+                warmup=settings.warmup,
+                target=settings.target,
             ),
         )
         policy = AlertPolicy(open_after=settings.open_after, resolve_after=settings.resolve_after)

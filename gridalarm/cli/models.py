@@ -216,7 +216,9 @@ def evaluate(
     """Score labelled data with a detector, in event-time order, and print the metrics (JSON).
 
     With --labels-topic, alerts that operators confirmed are true incidents and every other
-    alert of the detector is a false alarm (see gridalarm.evaluation.feedback).
+    alert of the detector is a false alarm (see gridalarm.evaluation.feedback). With --nab,
+    "nab" is NAB's score of every row's score (NAB picks the threshold) and "nab_alerts" its
+    score of the alert openings alone (the worker's threshold and alert rule).
     """
     from gridalarm.evaluation.datasets import load_msl
     from gridalarm.evaluation.evaluate import EvaluationConfig, write_results

@@ -72,6 +72,24 @@ def test_evaluate_baseline_prints_metrics_and_writes_a_report(sim: Path, tmp_pat
     assert (tmp_path / "report" / "index.html").is_file()
 
 
+def test_evaluate_nab_prints_nab_on_row_scores_and_on_alerts(tmp_path: Path) -> None:
+    # One NAB file: 300 five-minute rows of a steady value with a spike, one window over it.
+    rows = [f"2015-01-01 {h:02d}:{m:02d}:00" for h in range(24) for m in range(0, 60, 5)][:288]
+    values = [40.0 if 250 <= i < 256 else 10.0 + (i % 7) * 0.3 for i in range(len(rows))]
+    (tmp_path / "data" / "cat").mkdir(parents=True)
+    (tmp_path / "data" / "cat" / "toy.csv").write_text(
+        "timestamp,value\n" + "".join(f"{t},{v}\n" for t, v in zip(rows, values, strict=True))
+    )
+    window = [f"{rows[245]}.000000", f"{rows[260]}.000000"]
+    (tmp_path / "combined_windows.json").write_text(json.dumps({"cat/toy.csv": [window]}))
+    done = run("evaluate", "--detector", "baseline", "--nab", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    for view in ("nab", "nab_alerts"):
+        assert set(result[view]) == {"standard", "reward_low_FP_rate", "reward_low_FN_rate"}
+    assert result["point_f1_best_streams"] == 1
+
+
 def test_train_then_evaluate_with_that_model(sim: Path, tmp_path: Path) -> None:
     model = tmp_path / "model"
     done = run("train", "--data", str(sim / "events.jsonl"), "--window", "1m", "--out", str(model),

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import doctest
 import json
+import math
 from collections.abc import Sequence
 
 import numpy as np
 import pytest
 
 from gridalarm.evaluation import metrics
-from gridalarm.evaluation.metrics import DetectionMetrics, StreamOutcome, detection_metrics
+from gridalarm.evaluation.metrics import (
+    DetectionMetrics,
+    StreamOutcome,
+    best_point_f1,
+    detection_metrics,
+    mean_best_point_f1,
+)
 
 H = 3600.0
 T0 = 1_700_000_000.0 - 1_700_000_000.0 % H
@@ -179,6 +186,94 @@ def test_one_alert_may_cover_two_events() -> None:
 def test_alert_ending_where_an_incident_starts_does_not_detect_it() -> None:
     m = detection_metrics([outcome(10, alerts=[(1, 3)], labels=[(3, 5)])])
     assert (m.detected, m.false_alarms) == (0, 1)
+
+
+# --- best point F1 over thresholds -------------------------------------------------------------
+
+
+def best(scores: Sequence[float], labels: Sequence[int]) -> tuple[float, float]:
+    return best_point_f1(np.array(scores, dtype=float), np.array(labels, dtype=bool))
+
+
+def test_best_point_f1_finds_the_threshold_that_separates() -> None:
+    # 0.9 flags only the positive row: TP 1, FP 0, FN 0.
+    assert best([0.1, 0.9, 0.8, 0.2], [0, 1, 0, 0]) == (1.0, 0.9)
+
+
+def test_best_point_f1_flags_a_tie_of_scores_whole() -> None:
+    # 0.7 flags both tied rows (TP 1, FP 1: 2/3); 0.1 flags all three (TP 1, FP 2: 2/4).
+    assert best([0.7, 0.7, 0.1], [1, 0, 0]) == (pytest.approx(2 / 3), 0.7)
+
+
+def test_best_point_f1_tie_of_f1_goes_to_the_highest_threshold() -> None:
+    # 0.9: TP 1 of 1 flag, FN 1 -> 2/3. 0.2: TP 2 of 4 flags -> 4/6 = 2/3 too. 0.8, 0.3: less.
+    assert best([0.9, 0.8, 0.3, 0.2], [1, 0, 0, 1]) == (pytest.approx(2 / 3), 0.9)
+
+
+def test_best_point_f1_may_flag_everything() -> None:
+    # Every row positive: the lowest score flags them all, F1 1.0; 0.3 alone gives 2/3.
+    assert best([0.3, 0.1], [1, 1]) == (1.0, 0.1)
+
+
+def test_best_point_f1_has_no_point_adjustment() -> None:
+    # One incident of four rows, one of them scored high: 0.9 is F1 2/5 and 0.1 flags all six
+    # rows (TP 4, FP 2: 8/10); point adjustment would have called 0.9 perfect.
+    assert best([0.1, 0.1, 0.9, 0.1, 0.1, 0.1], [0, 1, 1, 1, 1, 0]) == (0.8, 0.1)
+
+
+@pytest.mark.parametrize(("scores", "labels"), [([0.5, 0.9], [0, 0]), ([], [])])
+def test_best_point_f1_without_positive_labels_is_nan(
+    scores: list[float], labels: list[int]
+) -> None:
+    f1, threshold = best(scores, labels)
+    assert math.isnan(f1) and math.isnan(threshold)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_best_point_f1_agrees_with_a_plain_loop(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, 20, size=200) * 5.0  # many ties, 0..100 like a run's scores
+    labels = rng.random(200) < 0.1
+    expected: tuple[float, float] = (-1.0, math.nan)
+    for threshold in sorted(set(scores.tolist()), reverse=True):
+        flagged = scores >= threshold
+        tp = int((flagged & labels).sum())
+        fp = int((flagged & ~labels).sum())
+        fn = int((~flagged & labels).sum())
+        f1 = 2 * tp / (2 * tp + fp + fn)
+        if f1 > expected[0]:
+            expected = (f1, threshold)
+    f1, threshold = best_point_f1(scores, labels)
+    assert f1 == pytest.approx(expected[0]) and threshold == expected[1]
+
+
+@pytest.mark.parametrize(
+    ("scores", "labels", "match"),
+    [
+        ([0.1, 0.2], [1], "same length"),
+        ([0.1, math.nan], [1, 0], "finite"),
+    ],
+)
+def test_best_point_f1_rejects_bad_input(
+    scores: list[float], labels: list[int], match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        best(scores, labels)
+
+
+def test_mean_best_point_f1_leaves_out_streams_without_labels() -> None:
+    streams = [
+        (np.array([0.1, 0.9, 0.8, 0.2]), np.array([0, 1, 0, 0], dtype=bool)),  # 1.0
+        (np.array([0.7, 0.7, 0.1]), np.array([1, 0, 0], dtype=bool)),  # 2/3
+        (np.array([0.9, 0.1]), np.zeros(2, dtype=bool)),  # no labels: left out
+    ]
+    mean, counted = mean_best_point_f1(streams)
+    assert mean == pytest.approx(5 / 6) and counted == 2
+
+
+def test_mean_best_point_f1_of_no_labelled_stream_is_none() -> None:
+    assert mean_best_point_f1([(np.array([0.5]), np.array([False]))]) == (None, 0)
+    assert mean_best_point_f1([]) == (None, 0)
 
 
 # --- 0/0, empty runs, output, validation ------------------------------------------------------
