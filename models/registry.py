@@ -3,8 +3,9 @@
 ``baseline`` needs no training, and ``novelty`` fits each stream on its own first ``warmup``
 windows while streaming (:mod:`gridalarm.models.novelty`). The LSTM detectors read the newest
 artifact of a model folder (``gridalarm train`` makes one; one small ``lstm-forecast``
-artifact ships inside the package for the demo), follow new versions in that folder, and leave a stream to the baseline until it
-has warmed up (:class:`~gridalarm.models.compose.ColdStart`).
+artifact ships inside the package for the demo), follow new versions in that folder, and
+leave a stream to the baseline until it has warmed up
+(:class:`~gridalarm.models.compose.ColdStart`).
 """
 
 from __future__ import annotations
