@@ -21,11 +21,18 @@ from gridalarm.evaluation.datasets import LabelledSet, LabelledStream
 from gridalarm.evaluation.metrics import detection_metrics, mean_best_point_f1
 from gridalarm.evaluation.runner import RunConfig, StreamRun, replay, window_of
 from gridalarm.models.detector import ScoringModel
-from gridalarm.models.registry import ModelOptions, build_model, bundled_model
+from gridalarm.models.registry import ModelOptions, build_model, bundled_model, open_after
 from gridalarm.models.training import Series, TrainConfig, TrainingData
+from gridalarm.stream.alerting import AlertPolicy
 
 # Detectors that learn each stream as they score it: no artifact, nothing to train first.
 SELF_FITTING = ("baseline", "novelty")
+
+# Self-fitting detectors that learn a stream from its first ``warmup`` windows: on data with a
+# split they warm up on exactly the split's training part (NAB's probation, MSL's train split),
+# the protocol's own per-stream number rather than a tuned one.
+WARMING = ("novelty",)
+MIN_WARMUP = 16  # the warmup setting's own floor (gridalarm.config)
 
 # What NAB is handed per row: the scorer's score, or only the rows where an alert opened.
 NabSource = Literal["scores", "alerts"]
@@ -37,7 +44,7 @@ class EvaluationConfig:
 
     detector: str = "lstm-forecast"
     model: Path | None = None  # artifact (folder); None: see model_path
-    run: RunConfig = field(default_factory=RunConfig)
+    run: RunConfig | None = None  # threshold and alert rule; None: the worker's defaults
     options: ModelOptions = field(default_factory=ModelOptions)
     train: TrainConfig = field(default_factory=TrainConfig)
     grace_windows: int = 2
@@ -52,13 +59,19 @@ class Evaluation:
     model: str
 
 
+def run_config(config: EvaluationConfig) -> RunConfig:
+    """The threshold and alert rule to replay with: the config's, or what a worker running
+    ``config.detector`` with default settings uses (its own ``open_after``)."""
+    if config.run is not None:
+        return config.run
+    return RunConfig(policy=AlertPolicy(open_after=open_after(config.detector)))
+
+
 def training_data(data: LabelledSet, labelled: bool) -> TrainingData:
     """The training part of each stream (all of it when the set has no split)."""
     series = []
     for stream in data.streams:
-        stop = len(stream.starts)
-        if stream.train_until is not None:
-            stop = int(np.searchsorted(stream.starts, stream.train_until, side="left"))
+        stop = training_rows(stream)
         if stop < 2:
             continue
         labels = window_labels(stream)[:stop] if labelled else None
@@ -123,9 +136,18 @@ def evaluate(
     data: LabelledSet, config: EvaluationConfig, workdir: Path, model: ScoringModel | None = None
 ) -> Evaluation:
     """Score ``data`` and compute the detection metrics (scoring only the test part)."""
-    model = model or scoring_model(config, data, workdir)
     started = time.perf_counter()
-    runs = replay(model, data, config.run)
+    if model is None and config.detector in WARMING and has_split(data):
+        runs = []
+        for warmup, part in warmup_groups(data):
+            options = replace(config.options, warmup=warmup)
+            model = scoring_model(replace(config, options=options), part, workdir)
+            runs.extend(replay(model, part, run_config(config)))
+        order = {s.name: k for k, s in enumerate(data.streams)}
+        runs.sort(key=lambda run: order[run.stream.name])
+    else:
+        model = model or scoring_model(config, data, workdir)
+        runs = replay(model, data, run_config(config))
     seconds = time.perf_counter() - started
     outcomes = [scored_part(run).outcome(window_of(run.stream, data.window)) for run in runs]
     metrics = detection_metrics(outcomes, grace_windows=config.grace_windows).to_dict()
@@ -142,12 +164,36 @@ def evaluate(
     return Evaluation(metrics, runs, f"{model.name}@{model.version}")
 
 
+def has_split(data: LabelledSet) -> bool:
+    return any(s.train_until is not None for s in data.streams)
+
+
+def training_rows(stream: LabelledStream) -> int:
+    """How many of the stream's rows come before its split (all of them when it has none)."""
+    if stream.train_until is None:
+        return len(stream.starts)
+    return int(np.searchsorted(stream.starts, stream.train_until, side="left"))
+
+
+def warmup_groups(data: LabelledSet) -> list[tuple[int, LabelledSet]]:
+    """``data`` split by each stream's warm-up (its training rows, at least
+    :data:`MIN_WARMUP`): one model per group, as a worker configured with that warmup would
+    score those streams. Streams are independent, so the split changes no score."""
+    groups: dict[int, list[LabelledStream]] = {}
+    for stream in data.streams:
+        groups.setdefault(max(MIN_WARMUP, training_rows(stream)), []).append(stream)
+    return [
+        (warmup, replace(data, streams=tuple(streams)))
+        for warmup, streams in sorted(groups.items())
+    ]
+
+
 def scored_part(run: StreamRun) -> StreamRun:
     """The run without its training rows (NAB probation, MSL train split): those are not scored."""
     stream = run.stream
     if stream.train_until is None:
         return run
-    k = int(np.searchsorted(stream.starts, stream.train_until, side="left"))
+    k = training_rows(stream)
     part = LabelledStream(
         stream.name, stream.starts[k:], stream.values[k:], stream.labels, None, stream.group
     )

@@ -76,13 +76,19 @@ def gauges(config: EvaluationConfig) -> EvaluationConfig:
     return replace(config, train=replace(config.train, scaling=GAUGE_SCALING))
 
 
+TELEMETRY_TARGET = "d0"  # MSL's telemetry value; d1..d54 are command flags
+
+
 def telemetry(config: EvaluationConfig) -> EvaluationConfig:
     """NASA MSL: gauges, and only channel 0 (the telemetry value) is judged; the 54 command
     flags help predict it, as in Telemanom (measured on MSL: event precision 0.11 -> 0.31 and
-    recall 0.69 -> 0.78 against judging every dimension)."""
+    recall 0.69 -> 0.78 against judging every dimension); ``novelty`` judges d0 alone."""
     streaming = replace(config.train.streaming, targets=(0,))
-    return replace(gauges(config), train=replace(config.train, scaling=GAUGE_SCALING,
-                                                 streaming=streaming))  # fmt: skip
+    return replace(
+        gauges(config),
+        train=replace(config.train, scaling=GAUGE_SCALING, streaming=streaming),
+        options=replace(config.options, target=TELEMETRY_TARGET),
+    )
 
 
 def evaluate_labelled(

@@ -22,11 +22,15 @@ import numpy as np
 from gridalarm.config import Settings
 from gridalarm.evaluation.datasets import LabelledSet
 from gridalarm.evaluation.evaluate import (
+    WARMING,
     Evaluation,
     EvaluationConfig,
     evaluate,
+    has_split,
     model_path,
+    run_config,
     scored_part,
+    warmup_groups,
 )
 from gridalarm.evaluation.metrics import detection_metrics
 from gridalarm.evaluation.runner import StreamRun, window_of
@@ -60,6 +64,18 @@ def evaluate_via_kafka(
 
     path = model_path(config, data, workdir)  # trains one first if the data has a split
     local = evaluate(data, replace(config, model=path), workdir)
+    run = run_config(config)
+    warmup = config.options.warmup
+    if config.detector in WARMING and has_split(data):
+        # One worker has one warmup setting: the in-process run's, which is the split's.
+        groups = warmup_groups(data)
+        if len(groups) > 1:
+            raise ValueError(
+                f"{data_path}: its streams have training parts of different lengths "
+                f"({', '.join(str(w) for w, _ in groups)} windows), but one worker has one "
+                "warmup; replay one stream per file"
+            )
+        warmup = groups[0][0]
     prefix = f"eval-{uuid.uuid4().hex[:8]}"
     bootstrap = resolve_bootstrap(settings)
     run_settings = settings.model_copy(
@@ -74,12 +90,15 @@ def evaluate_via_kafka(
         "GRIDALARM_WINDOW": str(data.window),
         "GRIDALARM_DETECTOR": config.detector,
         "GRIDALARM_STATE_DIR": str(workdir / "state"),
-        "GRIDALARM_THRESHOLD": str(config.run.threshold),
-        "GRIDALARM_OPEN_AFTER": str(config.run.policy.open_after),
-        "GRIDALARM_RESOLVE_AFTER": str(config.run.policy.resolve_after),
+        "GRIDALARM_THRESHOLD": str(run.threshold),
+        "GRIDALARM_OPEN_AFTER": str(run.policy.open_after),
+        "GRIDALARM_RESOLVE_AFTER": str(run.policy.resolve_after),
         "GRIDALARM_MIN_HISTORY": str(config.options.min_history),
         "GRIDALARM_HISTORY": str(config.options.history),
+        "GRIDALARM_WARMUP": str(warmup),
     }
+    if config.options.target is not None:
+        env["GRIDALARM_TARGET"] = config.options.target
     if path is not None:
         env["GRIDALARM_MODEL"] = str(path)
     command = [sys.executable, "-m", "gridalarm"]

@@ -88,7 +88,11 @@ class Settings(BaseSettings):
     )
     model_poll: float = Field(default=30.0, description="seconds between looks for a new model")
     threshold: float = Field(default=50.0, ge=0, le=100, description="score that is anomalous")
-    open_after: int = Field(default=2, ge=1, description="anomalous windows that open an alert")
+    open_after: int | None = Field(
+        default=None, ge=1,
+        description="anomalous windows that open an alert (unset: the detector's own, 1 for "
+        "novelty, 2 for the others)",
+    )  # fmt: skip
     resolve_after: int = Field(default=2, ge=1, description="normal windows that end an alert")
     min_history: int = Field(default=12, ge=1, description="windows before a stream is scored")
     history: int = Field(default=168, ge=4, description="windows the baseline remembers")

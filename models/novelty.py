@@ -211,30 +211,34 @@ class NoveltyDetector:
         s["block_max"] = np.where(first, value, np.maximum(s["block_max"], value))
 
         tick = np.flatnonzero(s["windows"] % cfg.stride == 0)
+        every = tick.size == n
+        block = np.zeros(0)
         if tick.size:
             # Streams whose block ended work on a copy of their records (no copy at all when
-            # every stream's block ended, as with a stride of 1), written back at the end.
-            every = tick.size == n
+            # every stream's block ended, as with a stride of 1), written back after.
             r = s if every else s[tick]
             block = self._block_values(r)
             r["blocks"] += 1
             store = r["blocks"] <= cfg.fit_at
             if store.any():
                 self._store(r, store, block)
-            # The fit runs at the warm-up's last window, after the blocks it stores (the last
-            # whole block ends at or before it), before a block that is already past it.
-            fit = r["windows"] == cfg.warmup
-            if fit.any():
-                r[fit] = self._fit(r[fit])
-            live = r["blocks"] > cfg.fit_at
-            if live.all():
-                alarm[tick] = self._live(r, block)
-            elif live.any():
-                part = r[live]
-                alarm[tick[live]] = self._live(part, block[live])
-                r[live] = part
             if not every:
                 s[tick] = r
+        # The fit runs at the warm-up's last window, whether a block ends there or not: after
+        # the blocks it stores (the last whole one ends at or before it), before a block that
+        # is already past it.
+        fit = s["windows"] == cfg.warmup
+        if fit.any():
+            s[fit] = self._fit(s[fit])
+        if tick.size:
+            live = s["blocks"][tick] > cfg.fit_at
+            if every and live.all():
+                alarm = self._live(s, block)
+            elif live.any():
+                rows = tick[live]
+                part = s[rows]
+                alarm[rows] = self._live(part, block[live])
+                s[rows] = part
         # Streams fitted at this very window: their fit is too fresh to score it.
         fitted = s["windows"] > cfg.warmup
         z = np.abs(value - s["median"]) / np.maximum(s["spread"], 1e-12)

@@ -38,6 +38,13 @@ BUNDLED_MODELS = Path(__file__).resolve().parent / "artifacts"
 
 DETECTORS = ("baseline", "lstm-classifier", "lstm-forecast", "novelty")
 
+# Anomalous windows in a row that open an alert when GRIDALARM_OPEN_AFTER is not set. novelty
+# raises one alarm per incident by design (after an alarm it needs a clearly worse match), so a
+# second anomalous window in a row would rarely come; the others score an incident high window
+# after window, and two in a row filter one-window blips.
+OPEN_AFTER = {"novelty": 1}
+DEFAULT_OPEN_AFTER = 2
+
 
 @dataclass(frozen=True, slots=True)
 class ModelOptions:
@@ -56,6 +63,11 @@ class ModelOptions:
 def detector_names() -> list[str]:
     """Names the ``detector`` setting accepts."""
     return list(DETECTORS)
+
+
+def open_after(detector: str, setting: int | None = None) -> int:
+    """Anomalous windows that open an alert: the setting, else the detector's own default."""
+    return setting if setting is not None else OPEN_AFTER.get(detector, DEFAULT_OPEN_AFTER)
 
 
 def baseline_parts(min_history: int, history: int) -> tuple[RobustZBaseline, RatioThreshold]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from gridalarm.config import Settings
 from gridalarm.messages import TimeBounds
-from gridalarm.models.registry import ModelOptions, build_model
+from gridalarm.models.registry import ModelOptions, build_model, open_after
 from gridalarm.stream.alerting import AlertPolicy
 from gridalarm.stream.processor import PartitionProcessor
 from gridalarm.stream.scoring import Scorer, ScoringConfig
@@ -42,7 +42,10 @@ class Pipeline:
                 target=settings.target,
             ),
         )
-        policy = AlertPolicy(open_after=settings.open_after, resolve_after=settings.resolve_after)
+        policy = AlertPolicy(
+            open_after=open_after(settings.detector, settings.open_after),
+            resolve_after=settings.resolve_after,
+        )
         return cls(
             windower=Windower(WindowConfig(settings.window, settings.lateness, settings.features)),
             scorer=Scorer(

@@ -244,9 +244,14 @@ def evaluate(
     if model is not None and not model.exists():
         raise CliError(f"--model {model}: no such artifact or folder")
     settings = load_settings(window=window)
-    options = ModelOptions(min_history=settings.min_history, history=settings.history)
+    options = ModelOptions(
+        min_history=settings.min_history,
+        history=settings.history,
+        warmup=settings.warmup,
+        target=settings.target,
+    )
     config = EvaluationConfig(
-        detector=detector, model=model, run=_run_config(settings), options=options
+        detector=detector, model=model, run=_run_config(settings, detector), options=options
     )
     with tempfile.TemporaryDirectory(prefix="gridalarm-eval-") as tmp:
         workdir = Path(tmp)
@@ -274,11 +279,15 @@ def evaluate(
     typer.echo(json.dumps(result, sort_keys=False))
 
 
-def _run_config(settings: Settings):
+def _run_config(settings: Settings, detector: str):
     from gridalarm.evaluation.runner import RunConfig
+    from gridalarm.models.registry import open_after
     from gridalarm.stream.alerting import AlertPolicy
 
     return RunConfig(
         threshold=settings.threshold,
-        policy=AlertPolicy(open_after=settings.open_after, resolve_after=settings.resolve_after),
+        policy=AlertPolicy(
+            open_after=open_after(detector, settings.open_after),
+            resolve_after=settings.resolve_after,
+        ),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from gridalarm.evaluation.evaluate import (
     nab_files,
     point_f1_best,
     row_scores,
+    warmup_groups,
 )
 from gridalarm.evaluation.runner import StreamRun
 from gridalarm.timeutil import parse_time
@@ -129,3 +131,42 @@ def test_self_fitting_detectors_are_never_trained(detector: str, tmp_path: Path)
     data = LabelledSet("t", W, ("value",), (stream,))
     assert model_path(EvaluationConfig(detector=detector), data, tmp_path) is None
     assert list(tmp_path.iterdir()) == []
+
+
+# --- per-stream warm-up ---------------------------------------------------------------------------
+
+
+def test_warmup_groups_give_each_stream_its_own_training_rows() -> None:
+    def stream(name: str, rows: int, train: int | None) -> LabelledStream:
+        until = None if train is None else T0 + train * W
+        return LabelledStream(name, T0 + W * np.arange(rows), np.zeros((rows, 1)), (), until)
+
+    data = LabelledSet(
+        "t", W, ("value",), (stream("a", 300, 45), stream("b", 300, 120), stream("c", 200, 45),
+                             stream("d", 50, 3), stream("e", 40, None))
+    )  # fmt: skip
+    groups = {warmup: [s.name for s in part.streams] for warmup, part in warmup_groups(data)}
+    # 3 training rows are below the setting's floor of 16; no split: the whole stream.
+    assert groups == {16: ["d"], 40: ["e"], 45: ["a", "c"], 120: ["b"]}
+
+
+def test_novelty_warms_up_on_each_streams_own_split(tmp_path: Path) -> None:
+    """Two streams with different training parts: each is scored from the row after its own
+    split (its scores before are 0) and alone exactly as in the set."""
+    rng = np.random.default_rng(5)
+    streams = tuple(
+        LabelledStream(
+            name, T0 + W * np.arange(400), rng.normal(50.0, 5.0, (400, 1)), (), T0 + train * W
+        )
+        for name, train in (("early", 130), ("late", 210))
+    )
+    data = LabelledSet("t", W, ("value",), streams)
+    evaluation = evaluate(data, EvaluationConfig(detector="novelty"), tmp_path)
+    by_name = {run.stream.name: run for run in evaluation.runs}
+    assert [run.stream.name for run in evaluation.runs] == ["early", "late"]
+    for name, train in (("early", 130), ("late", 210)):
+        scores = by_name[name].scores
+        assert (scores[:train] == 0).all() and (scores[train:] > 0).any()
+        alone = evaluate(replace(data, streams=(by_name[name].stream,)),
+                         EvaluationConfig(detector="novelty"), tmp_path)  # fmt: skip
+        np.testing.assert_array_equal(alone.runs[0].scores, scores)

@@ -12,7 +12,7 @@ import pytest
 
 from gridalarm.models import novelty
 from gridalarm.models.novelty import NoveltyConfig, NoveltyDetector
-from gridalarm.models.registry import ModelOptions, build_model
+from gridalarm.models.registry import ModelOptions, build_model, open_after
 
 
 def run(detector: NoveltyDetector, series: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
@@ -60,6 +60,18 @@ def test_a_repeating_cycle_raises_no_alarm() -> None:
     detector = NoveltyDetector(NoveltyConfig(warmup=24 * 6, target=0))
     raw, _, _ = run(detector, daily(30))
     assert raw.max() < 0.5
+
+
+@pytest.mark.parametrize("warmup", [24 * 6, 24 * 6 + 1, 301, 24 * 13 + 5])
+def test_the_fit_runs_whether_or_not_a_block_ends_at_the_warmup(warmup: int) -> None:
+    """A warm-up that is no multiple of the stride (NAB's probation: 15 % of a file) is fitted
+    at its last window like any other: a cycle it has seen raises nothing afterwards."""
+    detector = NoveltyDetector(NoveltyConfig(warmup=warmup, target=0))
+    raw, ready, states = run(detector, daily(30))
+    fitted = detector._decode(states)[0]
+    assert fitted["count"] > 0  # categories were learned
+    assert ready[warmup:].all()
+    assert raw[warmup:].max() < 0.5
 
 
 def test_a_value_far_outside_the_seen_range_is_an_alarm_once() -> None:
@@ -168,3 +180,19 @@ def test_registry_builds_novelty_for_a_feature_and_rejects_an_unknown_one() -> N
     assert model.name == "novelty"
     with pytest.raises(ValueError, match="target 'c'"):
         build_model("novelty", ModelOptions(features=("a", "b"), target="c"))
+
+
+def test_alerts_open_on_novelty_s_single_window_alarms_unless_the_setting_says_otherwise() -> None:
+    """One alarm per incident: a worker running novelty opens an alert on the first anomalous
+    window; the other detectors keep two, and an explicit setting wins for every detector."""
+    from gridalarm.config import Settings
+    from gridalarm.stream.pipeline import Pipeline
+
+    assert open_after("novelty") == 1 and open_after("baseline") == 2
+    assert open_after("novelty", 3) == 3
+    policy = Pipeline.from_settings(Settings(detector="novelty")).scorer.config.policy
+    assert policy.open_after == 1
+    policy = Pipeline.from_settings(Settings(detector="baseline")).scorer.config.policy
+    assert policy.open_after == 2
+    policy = Pipeline.from_settings(Settings(detector="novelty", open_after=2)).scorer.config.policy
+    assert policy.open_after == 2
