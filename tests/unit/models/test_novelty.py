@@ -95,14 +95,32 @@ def test_a_new_level_inside_the_range_is_found() -> None:
 
 
 def test_deviation_tier_ranks_values_below_the_alarm_level() -> None:
-    series = daily(8)
-    series[-20:, 0] = 50.0  # between the levels: in range, far from the median
-    raw, _, _ = run(NoveltyDetector(NoveltyConfig(warmup=24 * 6, target=0)), series)
-    tier = raw[24 * 6 :]
-    assert tier.max() <= 1.0
-    calm = raw[24 * 6 + 1 : 24 * 7]
+    """Noise around 100 (spread about 1), a spike in the warm-up that widens the range to 120,
+    then 30 windows at 106: inside the range, an alarm at most at the shift, and after it every
+    window ranked above every calm one, under the alarm level."""
+    rng = np.random.default_rng(4)
+    series = rng.normal(100.0, 1.0, (400, 1))
+    series[50, 0] = 120.0
+    series[300:330, 0] += 6.0
+    raw, _, _ = run(NoveltyDetector(NoveltyConfig(warmup=104, target=0)), series)
+    calm = raw[110:300]
     assert 0.0 < calm.max() < 0.49
-    assert (raw[-20:][raw[-20:] < 0.5] > np.median(calm)).all()
+    assert raw[301:330].max() < 0.5
+    assert (raw[303:330] > calm.max()).all()
+
+
+def test_deviation_is_smoothed_so_a_run_outranks_a_lone_value() -> None:
+    """The tier's deviation is an average over a pattern's span (8 windows): one value 6
+    spreads off moves it about 2/9 of the way, ten such values nearly all of it."""
+    rng = np.random.default_rng(4)
+    series = rng.normal(100.0, 1.0, (320, 1))
+    series[300:310, 0] += 6.0
+    detector = NoveltyDetector(NoveltyConfig(warmup=104, target=0))
+    _, _, after_one = run(detector, series[:301])
+    _, _, after_ten = run(detector, series[:310])
+    one = float(detector._decode(after_one)[0]["deviation"])
+    ten = float(detector._decode(after_ten)[0]["deviation"])
+    assert 0.5 < one < 2.5 and ten > 4.5
 
 
 def test_batched_streams_step_exactly_as_they_would_alone() -> None:
