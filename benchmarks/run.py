@@ -8,6 +8,7 @@ from benchmarks import (
     elastic_rate,
     eventlog_rate,
     lstm_step,
+    novelty_step,
     worker_throughput,
 )
 
@@ -19,6 +20,8 @@ def main() -> None:
     detection.main([])
     print("== LSTM streaming step, per-stream Keras baseline, state size, training time ==")
     lstm_step.main([])
+    print("== novelty streaming step beside the baseline, warm-up and fit, state size ==")
+    novelty_step.main([])
     print("== EventLog producer: parse-and-produce beside parse-only ==")
     eventlog_rate.main([])
     print("== Elasticsearch producer: backfill beside a raw read, --aggregate ==")

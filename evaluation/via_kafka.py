@@ -28,6 +28,7 @@ from gridalarm.evaluation.evaluate import (
     evaluate,
     has_split,
     model_path,
+    point_f1_best,
     run_config,
     scored_part,
     warmup_groups,
@@ -119,7 +120,15 @@ def evaluate_via_kafka(
     runs = _runs(data, scores, alerts)
     outcomes = [scored_part(run).outcome(window_of(run.stream, data.window)) for run in runs]
     metrics = detection_metrics(outcomes, grace_windows=config.grace_windows).to_dict()
-    metrics = {"dataset": data.name, "detector": config.detector, "model": local.model, **metrics}
+    best_f1, best_streams = point_f1_best(runs)
+    metrics = {
+        "dataset": data.name,
+        "detector": config.detector,
+        "model": local.model,
+        **metrics,
+        "point_f1_best_mean": best_f1,
+        "point_f1_best_streams": best_streams,
+    }
     gap = max(
         float(np.max(np.abs(a.scores - b.scores), initial=0.0))
         for a, b in zip(runs, local.runs, strict=True)
