@@ -175,13 +175,27 @@ class NoveltyDetector:
         return s
 
     def _decode(self, states: Sequence[Any]) -> np.ndarray:
-        """Records of ``states``; a missing one, or one of other settings, starts afresh."""
+        """Records of ``states``; a missing one, one of other settings or a damaged one starts
+        afresh."""
         width = 4 * self.dtype.itemsize // 3
         decode, fresh = pybase64.b64decode, self._fresh_record
-        data = b"".join(
-            [decode(st) if isinstance(st, str) and len(st) == width else fresh for st in states]
-        )
+        try:
+            # validate=True is pybase64's fast path (about a third faster than without).
+            data = b"".join([
+                decode(st, validate=True) if isinstance(st, str) and len(st) == width else fresh
+                for st in states
+            ])  # fmt: skip
+        except ValueError:  # binascii.Error: some record is not base64; find it the slow way
+            data = b"".join([self._decode_one(st, width) for st in states])
         return np.frombuffer(bytearray(data), dtype=self.dtype)
+
+    def _decode_one(self, state: Any, width: int) -> bytes:
+        if isinstance(state, str) and len(state) == width:
+            try:
+                return pybase64.b64decode(state, validate=True)
+            except ValueError:
+                pass
+        return self._fresh_record
 
     def _encode(self, s: np.ndarray) -> list[str]:
         data = memoryview(s.tobytes())

@@ -164,6 +164,14 @@ def test_a_state_of_other_settings_starts_the_stream_afresh() -> None:
     assert not out.ready[0]
 
 
+def test_a_damaged_state_starts_its_stream_afresh_and_spares_the_others() -> None:
+    detector = NoveltyDetector(NoveltyConfig(warmup=48, target=0))
+    _, _, states = run(detector, daily(3))
+    damaged = "!" + states[0][1:]  # right length, not base64
+    out = detector.step(np.vstack([daily(1)[:1]] * 2), [damaged, states[0]])
+    assert list(out.ready) == [False, True]
+
+
 def test_median_tracker_matches_a_plain_reference() -> None:
     rng = np.random.default_rng(7)
     levels = np.clip(np.rint(rng.normal(40, 12, 400)), 0, 80).astype(int)
