@@ -51,7 +51,7 @@ system-packages:
 # pytest exits 5 when it collects no tests; make fails on it like on any non-zero status, and
 # says why, so that a broken test layout can never pass CI as "nothing failed".
 test: install lint system-packages
-	@$(BIN)/pytest -q -ra; status=$$?; \
+	@$(BIN)/pytest -q -ra --durations=15; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make: pytest collected no tests" >&2; fi; \
 	exit $$status
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -142,10 +142,17 @@ class EventSink:
         self._partition_of: dict[bytes, int] = {}
         self._partitioner = DefaultPartitioner()
         self._builders: dict[int, BatchBuilder] = {}
+        # Full batches sealed but not yet handed to aiokafka, per partition, oldest first: a
+        # record that finds its batch full starts the next one at once, so no record appended
+        # while the full one waits for the submit lock can overtake it.
+        self._sealed: dict[int, deque[BatchBuilder]] = defaultdict(deque)
         self._pending: deque[tuple[int, asyncio.Future[Any]]] = deque()
         # Submitting is serialised so that a partition's batches reach the accumulator in the
         # order they were filled (asyncio.Lock wakes waiters first-in, first-out).
         self._submit_lock = asyncio.Lock()
+        # The periodic heartbeat and a caller's (the final one) would otherwise interleave
+        # partition by partition, and a partition would see event time go backwards.
+        self._heartbeat_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         # Background tasks are asked to stop, never cancelled: a task cancelled inside
         # send_batch would drop the batch it had taken.
@@ -272,13 +279,26 @@ class EventSink:
         if ts is not None and (stats.max_ts is None or ts > stats.max_ts):
             stats.max_ts = ts
 
-    async def heartbeat(self, ts: float) -> None:
-        """Queue a heartbeat at event time ``ts`` to every partition of the events topic."""
-        value = dumps(heartbeat_message(ts, self.config.source))
-        for partition in self._partitions:
-            await self._append(partition, None, value)
-        self.stats.heartbeats += len(self._partitions)
-        self.stats.last_heartbeat_ts = ts
+    async def heartbeat(self, ts: float) -> bool:
+        """Queue a heartbeat at event time ``ts`` to every partition of the events topic.
+
+        Heartbeats only move forward: one behind the last sent is dropped (False), since the
+        worker's watermark would not move and a partition must never see event time go back.
+        """
+        return await self._heartbeat(ts, advancing=False)
+
+    async def _heartbeat(self, ts: float, advancing: bool) -> bool:
+        """Send the heartbeat unless it is behind the last (or, with ``advancing``, not ahead)."""
+        async with self._heartbeat_lock:
+            last = self.stats.last_heartbeat_ts
+            if last is not None and (ts < last or (advancing and ts == last)):
+                return False
+            value = dumps(heartbeat_message(ts, self.config.source))
+            for partition in self._partitions:
+                await self._append(partition, None, value)
+            self.stats.heartbeats += len(self._partitions)
+            self.stats.last_heartbeat_ts = ts
+            return True
 
     async def flush(self) -> None:
         """Send every partly filled batch and wait until the broker has acknowledged all.
@@ -290,7 +310,7 @@ class EventSink:
         wait for any hand-over to finish (the submit lock) and reap again, until none runs.
         """
         self._check_tasks()
-        for partition in list(self._builders):
+        for partition in {*self._builders, *self._sealed}:
             await self._submit(partition)
         while True:
             async with self._submit_lock:
@@ -317,42 +337,54 @@ class EventSink:
         producer = self._producer
         if producer is None:
             raise SinkError("the sink is not started (use it as 'async with EventSink(...)')")
-        while True:
-            # The current builder of the partition: another task may have sent the one this
-            # coroutine saw full and started a new one while it waited.
-            builder = self._builders.get(partition)
-            if builder is None:
-                builder = self._builders[partition] = producer.create_batch()
-            # timestamp None: the broker-side record time is the wall clock. Event times from
-            # a replayed year would make time-based retention delete the segments at once.
-            if builder.append(timestamp=None, key=key, value=value) is not None:
-                return
-            # Full: send it and try again (an empty builder takes one record of any size).
-            await self._submit(partition)
+        # timestamp None: the broker-side record time is the wall clock. Event times from a
+        # replayed year would make time-based retention delete the segments at once.
+        builder = self._builders.get(partition)
+        if builder is None:
+            builder = self._builders[partition] = producer.create_batch()
+        if builder.append(timestamp=None, key=key, value=value) is not None:
+            return
+        # Full: seal it and start the next batch with this record, both before any await, so
+        # the partition's records stay in call order; an empty builder takes any one record.
+        builder.close()
+        self._sealed[partition].append(builder)
+        builder = self._builders[partition] = producer.create_batch()
+        builder.append(timestamp=None, key=key, value=value)
+        await self._submit(partition, current=False)
 
-    async def _submit(self, partition: int, reap: bool = True) -> None:
-        """Queue the partition's current builder for sending."""
+    async def _submit(self, partition: int, reap: bool = True, current: bool = True) -> None:
+        """Queue the partition's sealed batches, then (``current``) its open one, for sending."""
         async with self._submit_lock:
             # Taken under the lock, so the batches of a partition queue in the order they
-            # were filled, and records keep joining the builder while it waits its turn.
-            builder = self._builders.pop(partition, None)
-            if builder is None or self._producer is None:
-                return
-            builder.close()  # no record may join a batch once it is queued
-            handover = asyncio.ensure_future(
-                self._producer.send_batch(builder, self.config.topic, partition=partition)
-            )
-            try:
-                future = await asyncio.shield(handover)
-            except asyncio.CancelledError:
-                # Stopped (Ctrl-C, SIGTERM) while aiokafka waited for room: the batch left
-                # the builders already, so finish the hand-over or its records are lost; the
-                # closing flush then waits for its delivery.
-                self._pending.append((partition, await handover))
-                raise
-            self._pending.append((partition, future))
+            # were filled, and records keep joining the open one while it waits its turn.
+            sealed = self._sealed.get(partition)
+            while sealed:
+                await self._hand_over(partition, sealed.popleft())
+            self._sealed.pop(partition, None)
+            if current:
+                builder = self._builders.pop(partition, None)
+                if builder is not None:
+                    builder.close()  # no record may join a batch once it is queued
+                    await self._hand_over(partition, builder)
         if reap:
             await self._reap()
+
+    async def _hand_over(self, partition: int, builder: BatchBuilder) -> None:
+        """Give a closed batch to aiokafka (which may wait for room); track its delivery."""
+        if self._producer is None:
+            return
+        handover = asyncio.ensure_future(
+            self._producer.send_batch(builder, self.config.topic, partition=partition)
+        )
+        try:
+            future = await asyncio.shield(handover)
+        except asyncio.CancelledError:
+            # Stopped (Ctrl-C, SIGTERM) while aiokafka waited for room: the batch left the
+            # builders already, so finish the hand-over or its records are lost; the closing
+            # flush then waits for its delivery.
+            self._pending.append((partition, await handover))
+            raise
+        self._pending.append((partition, future))
 
     async def _reap(self, wait_all: bool = False) -> None:
         """Collect delivery results, oldest first; wait only when too many are outstanding."""
@@ -391,10 +423,9 @@ class EventSink:
             ts = self.clock() if self.clock is not None else None
             if ts is None:
                 ts = self.stats.max_ts
-            last = self.stats.last_heartbeat_ts
             # Only an advancing heartbeat tells the worker anything.
-            if ts is not None and (last is None or ts > last):
-                await self.heartbeat(ts)
+            if ts is not None:
+                await self._heartbeat(ts, advancing=True)
 
 
 def _event_time(value: Any) -> float | None:

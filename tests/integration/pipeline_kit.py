@@ -68,6 +68,7 @@ def worker_process(
             stderr=subprocess.STDOUT,
             cwd=REPO_ROOT,
         )
+    proc.gridalarm_log = log  # type: ignore[attr-defined]  # for wait_for_worker's failure text
     try:
         yield proc
     finally:
@@ -125,7 +126,20 @@ def wait_for_worker(settings: Settings, proc: subprocess.Popen, timeout: float =
         assert proc.poll() is None, f"worker exited with {proc.returncode}"
         return committed(settings, f"{settings.topic_prefix}-worker") >= total
 
-    wait_until(caught_up, timeout, f"the worker to consume {total} events")
+    try:
+        wait_until(caught_up, timeout, f"the worker to consume {total} events")
+    except AssertionError as err:
+        # A stalled worker is diagnosed from its own log: CI keeps only what pytest prints.
+        raise AssertionError(f"{err}\n{log_tail(proc)}") from None
+
+
+def log_tail(proc: subprocess.Popen, lines: int = 60) -> str:
+    """The last ``lines`` of the log of a :func:`worker_process` child, for failure messages."""
+    log = getattr(proc, "gridalarm_log", None)
+    if log is None or not Path(log).is_file():
+        return "(no worker log)"
+    text = Path(log).read_text(errors="replace").splitlines()[-lines:]
+    return f"last {len(text)} lines of {log}:\n" + "\n".join(text)
 
 
 def read_topic(settings: Settings, kind: str) -> list[dict[str, Any]]:

@@ -223,6 +223,56 @@ def test_many_batches_keep_stream_order_and_heartbeats_never_overtake_events(
 
 
 @pytest.mark.integration
+def test_concurrent_heartbeats_never_go_backwards_on_any_partition(
+    kafka_settings: Settings,
+) -> None:
+    # Batches of about one record: every append meets a full batch and waits for the submit
+    # lock, which is where a periodic heartbeat and the final one used to interleave.
+    config = SinkConfig.from_settings(
+        kafka_settings, kafka_settings.kafka or "", "test", batch_size=64, heartbeat_interval=None
+    )
+
+    async def run() -> list[bool]:
+        async with EventSink(config) as sink:
+            first = await sink.heartbeat(T0)  # fills every partition's open batch
+            return [first, *await asyncio.gather(sink.heartbeat(T0 + 100), sink.heartbeat(T0 + 50))]
+
+    sent = asyncio.run(run())
+    assert sent == [True, True, False]  # the last call is behind the one before: dropped
+    records = consume_all(kafka_settings)
+    for p in range(kafka_settings.partitions):
+        assert [heartbeat_ts(r) for r in records if r.partition == p] == [T0, T0 + 100], p
+
+
+@pytest.mark.integration
+def test_a_record_that_meets_a_full_batch_keeps_its_place_in_the_partition(
+    kafka_settings: Settings,
+) -> None:
+    # Two tasks send to the same stream (one partition) through batches of a few records: a
+    # record that found its batch full used to wait for the hand-over while the other task's
+    # records went into the next batch ahead of it.
+    config = SinkConfig.from_settings(
+        kafka_settings, kafka_settings.kafka or "", "test", batch_size=256, heartbeat_interval=None
+    )
+    order: list[bytes] = []
+
+    async def run() -> None:
+        async with EventSink(config) as sink:
+
+            async def send(tag: str) -> None:
+                for i in range(200):
+                    value = orjson.dumps({"tag": tag, "i": i})
+                    order.append(value)  # the order of the calls, which the partition must keep
+                    await sink.send_raw(value, b"schedd:one", T0)
+
+            await asyncio.gather(send("a"), send("b"))
+
+    asyncio.run(run())
+    records = [r for r in consume_all(kafka_settings) if heartbeat_ts(r) is None]
+    assert [r.value for r in records] == order
+
+
+@pytest.mark.integration
 def test_cli_replays_the_study_file(kafka_settings: Settings) -> None:
     if not STUDY_FILE.is_file():
         pytest.skip("the study's sample is not checked out")
