@@ -1,9 +1,10 @@
 """Compositions of detectors and thresholds into scoring models (River-style wrappers).
 
 :class:`Thresholded` pairs a detector with the threshold that turns its evidence into a score;
-:class:`ColdStart` scores a stream with a fallback model (the baseline) until the primary one
-(an LSTM) is ready for it, which also covers the windows after a model swap; :class:`HotSwap`
-follows the newest artifact of a model folder, so a new version reaches a running worker.
+:class:`Ensemble` keeps the highest score of several models; :class:`ColdStart` scores a
+stream with a fallback model (the baseline) until the primary one (an LSTM) is ready for it,
+which also covers the windows after a model swap; :class:`HotSwap` follows the newest
+artifact of a model folder, so a new version reaches a running worker.
 """
 
 from __future__ import annotations
@@ -93,6 +94,47 @@ class ColdStart:
                 m if ok else f
                 for m, f, ok in zip(main.models, spare.models, main.ready, strict=True)
             ],
+        )
+
+
+class Ensemble:
+    """Several scoring models on the same windows; a window's score is the highest of the
+    members that are ready for it (each member's score is already calibrated to 0..100 with
+    50 as its alarm level, so the highest one is the member most sure of an anomaly). The
+    expectation and explanation are that member's. State: one entry per member.
+
+    Detectors that see different things (a forecaster's surprise, a pattern memory's
+    novelty) miss different incidents; the maximum keeps what each one finds.
+    """
+
+    def __init__(self, members: Sequence[ScoringModel]) -> None:
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = tuple(members)
+
+    @property
+    def name(self) -> str:
+        return "+".join(m.name for m in self.members)
+
+    @property
+    def version(self) -> str:
+        return "+".join(m.version for m in self.members)
+
+    def score(self, x: np.ndarray, states: Sequence[Any]) -> Scored:
+        k = len(self.members)
+        saved = [s if s and len(s) == k else [None] * k for s in states]
+        outs = [m.score(x, [s[j] for s in saved]) for j, m in enumerate(self.members)]
+        ready = np.array([o.ready for o in outs])  # (k, n)
+        scores = np.where(ready, np.array([o.scores for o in outs]), -1.0)
+        best = np.argmax(scores, axis=0)  # the first member wins a tie
+        rows = np.arange(len(best))
+        return Scored(
+            scores=np.maximum(scores[best, rows], 0.0),
+            expected=np.array([o.expected for o in outs])[best, rows],
+            share=np.array([o.share for o in outs])[best, rows],
+            states=[list(member) for member in zip(*(o.states for o in outs), strict=True)],
+            ready=ready.any(axis=0),
+            models=[outs[j].models[i] for i, j in enumerate(best)],
         )
 
 

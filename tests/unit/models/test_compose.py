@@ -1,4 +1,4 @@
-"""Thresholded, ColdStart and HotSwap (models/compose.py) and model artifacts (models/artifact.py).
+"""Thresholded, Ensemble, ColdStart, HotSwap (models/compose.py) and artifacts (models/artifact.py).
 
 Compositions are checked with tiny hand-written detectors, thresholds and models; HotSwap and
 the artifact folder with real ``lstm-forecast`` artifacts of small random networks.
@@ -30,7 +30,7 @@ from gridalarm.models.artifact import (
     load_artifact,
     save_artifact,
 )
-from gridalarm.models.compose import ColdStart, HotSwap, Thresholded
+from gridalarm.models.compose import ColdStart, Ensemble, HotSwap, Thresholded
 from gridalarm.models.detector import DetectorOutput, Scored, ScoringModel
 from gridalarm.models.lstm_cell import Dense, LSTMLayer, LSTMStack
 from gridalarm.models.lstm_forecast import ForecastSettings
@@ -215,6 +215,44 @@ def test_thresholded_with_a_quantile_threshold_learns_only_where_allowed() -> No
     assert out.scores.tolist() == [0.0, 0.0]
     counts = [np.frombuffer(base64.b64decode(s[1]), dtype="<f2")[-1] for s in out.states]
     assert counts == [1.0, 0.0]  # the ring's count, read without the module's unpacking
+
+
+# --- Ensemble --------------------------------------------------------------------------------
+
+
+def test_ensemble_scores_each_window_with_its_most_alarmed_ready_member() -> None:
+    # "low" scores 10, 11, 12 and is ready at once; "high" scores 30, 31, 32 from its second
+    # window. Window one: only "low" is ready; window two: "high" is higher everywhere.
+    ensemble = Ensemble([FakeModel("low", 0, 10.0), FakeModel("high", 1, 30.0)])
+    x = np.ones((3, 2))
+    first = ensemble.score(x, [None] * 3)
+    assert first.scores.tolist() == [10.0, 11.0, 12.0]
+    assert first.models == ["low@1"] * 3
+    assert first.states == [[1, 1]] * 3
+    second = ensemble.score(x, first.states)
+    assert second.scores.tolist() == [30.0, 31.0, 32.0]
+    assert second.models == ["high@1"] * 3
+    assert second.expected.tolist() == (x * 30.0).tolist()  # the winner's expectation
+    assert second.share[:, -1].tolist() == [1.0] * 3  # and its explanation
+    assert second.states == [[2, 2]] * 3
+    assert ensemble.name == "low+high" and ensemble.version == "1+1"
+
+
+def test_ensemble_is_not_ready_until_a_member_is_and_scores_zero_meanwhile() -> None:
+    ensemble = Ensemble([FakeModel("a", 2, 10.0), FakeModel("b", 3, 30.0)])
+    out = ensemble.score(np.ones((2, 1)), [None, [1, 2]])
+    assert out.ready.tolist() == [False, False]
+    assert out.scores.tolist() == [0.0, 0.0]
+    later = ensemble.score(np.ones((2, 1)), out.states)
+    assert later.ready.tolist() == [False, True]
+
+
+def test_ensemble_starts_members_afresh_from_a_state_of_another_shape() -> None:
+    ensemble = Ensemble([FakeModel("a", 0, 10.0), FakeModel("b", 0, 30.0)])
+    out = ensemble.score(np.ones((1, 1)), [[5]])  # one member's state: not this ensemble's
+    assert out.states == [[1, 1]]
+    with pytest.raises(ValueError, match="at least one"):
+        Ensemble([])
 
 
 # --- ColdStart -----------------------------------------------------------------------------
