@@ -54,6 +54,11 @@ class BatchResult:
     windows_closed: int = 0
     late: int = 0
     score_seconds: float | None = None  # the detector step of this batch, when windows closed
+    # Offsets passed over without a message: between the last one applied and the next one
+    # seen, and between the batch's own messages. The events topic's producers leave no
+    # holes, so a count here means messages the consumer never handed over (a rebalance race
+    # in the consumer, or retention deleting what the worker had not read yet).
+    skipped: int = 0
 
 
 class PartitionProcessor:
@@ -115,9 +120,13 @@ class PartitionProcessor:
         self.last_message_at = time.monotonic()
         parsed: list[tuple[int, Event | Heartbeat]] = []
         result = BatchResult(outputs=Outputs())
+        previous = self.state.offset
         for raw in messages:
             if raw.offset <= self.state.offset:
                 continue  # applied before a restart
+            if previous >= 0 and raw.offset > previous + 1:
+                result.skipped += raw.offset - previous - 1
+            previous = raw.offset
             try:
                 message = parse_event(raw.value, self.bounds, self.max_bytes)
             except InvalidMessage as err:

@@ -75,6 +75,7 @@ class WorkerStats:
     heartbeats: int = 0
     windows_closed: int = 0
     late: int = 0
+    skipped: int = 0
     deadletters: Counter[str] = field(default_factory=Counter)
     alerts: Counter[str] = field(default_factory=Counter)
     scores: int = 0
@@ -91,6 +92,7 @@ class WorkerStats:
         self.heartbeats += result.heartbeats
         self.windows_closed += result.windows_closed
         self.late += result.late
+        self.skipped += result.skipped
         for message in result.deadletters:
             self.deadletters[message["reason"]] += 1
         for alert in result.outputs.alerts:
@@ -154,6 +156,12 @@ class WorkerCollector(Collector):
             "gridalarm_worker_late_events",
             "Events older than their stream's closed windows (dead-lettered as late).",
             value=stats.late,
+        )
+        yield CounterMetricFamily(
+            "gridalarm_worker_skipped_offsets",
+            "Events-topic offsets passed over without a message reaching the worker "
+            "(should stay 0: see README, Operating gridalarm).",
+            value=stats.skipped,
         )
         yield _by(
             "gridalarm_worker_deadletters",

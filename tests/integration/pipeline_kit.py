@@ -129,8 +129,25 @@ def wait_for_worker(settings: Settings, proc: subprocess.Popen, timeout: float =
     try:
         wait_until(caught_up, timeout, f"the worker to consume {total} events")
     except AssertionError as err:
-        # A stalled worker is diagnosed from its own log: CI keeps only what pytest prints.
-        raise AssertionError(f"{err}\n{log_tail(proc)}") from None
+        # A stalled worker is diagnosed from its own log and the group's offsets: CI keeps
+        # only what pytest prints.
+        raise AssertionError(f"{err}\n{partition_progress(settings)}\n{log_tail(proc)}") from None
+
+
+def partition_progress(settings: Settings) -> str:
+    """Per events partition: the worker group's committed offset and the end offset."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka,
+        group_id=f"{settings.topic_prefix}-worker",
+        enable_auto_commit=False,
+    )
+    try:
+        tps = [TopicPartition(settings.topic("events"), p) for p in range(settings.partitions)]
+        ends = consumer.end_offsets(tps)
+        rows = [f"  {tp.partition}: committed {consumer.committed(tp)} of {ends[tp]}" for tp in tps]
+        return "events partitions:\n" + "\n".join(rows)
+    finally:
+        consumer.close()
 
 
 def log_tail(proc: subprocess.Popen, lines: int = 60) -> str:

@@ -1,9 +1,10 @@
-"""Scale-out on a real broker: two worker processes share the partitions and match one worker.
+"""Scale-out on a real broker: a second worker joins mid-stream, and the two match one worker.
 
-Two `gridalarm worker` processes with the same settings (same worker id: one consumer group, one
-set of tables) start together on an events topic of 8 partitions; once Kafka's consumer group
-has split the partitions between them, a simulated file is replayed. Together they must publish
-what a single worker publishes for the same file on other topics.
+A `gridalarm worker` consumes a replayed simulated file from an events topic of 8 partitions;
+once it has committed a third of the file, a second process with the same settings (same worker
+id: one consumer group, one set of tables) joins. Kafka's group hands some partitions over
+mid-stream, with their state through the changelog. Together the two must publish what a single
+worker publishes for the same file on other topics.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from pipeline_kit import (
     differences,
     end_offsets,
     gridalarm,
+    log_tail,
     opened,
+    partition_progress,
     read_topic,
     second_prefix,
     wait_for_worker,
@@ -99,7 +102,7 @@ def logged_share(log: Path, topic: str) -> set[int]:
 # -- comparing outputs -------------------------------------------------------------------------
 
 
-def test_two_workers_split_the_partitions_and_together_publish_what_one_worker_does(
+def test_a_worker_joining_mid_stream_takes_partitions_over_and_the_two_match_one_worker(
     settings: Settings, single_settings: Settings, tmp_path: Path
 ) -> None:
     sim = tmp_path / "sim"
@@ -113,33 +116,49 @@ def test_two_workers_split_the_partitions_and_together_publish_what_one_worker_d
     topic = settings.topic("events")
     logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
 
-    with (
-        worker_process(settings, logs[0]) as first,
-        worker_process(settings, logs[1]) as second,
-    ):
-        # The group settles before the replay, so this test sees a split, not a hand-over of
-        # partitions mid-stream (see README, "Known limits").
-        wait_until(lambda: len(group_shares(settings)) == 2, 120, "a stable group of two")
-        gridalarm(settings, "produce", "replay", str(events), "--speed", "max", "--quiet")
-        total = end_offsets(settings, "events")
-        assert 20_000 < total < 100_000
+    gridalarm(settings, "produce", "replay", str(events), "--speed", "max", "--quiet")
+    total = end_offsets(settings, "events")
+    assert 20_000 < total < 100_000
+    with worker_process(settings, logs[0]) as first:
 
-        def caught_up() -> bool:
-            for proc in (first, second):
-                assert proc.poll() is None, f"a worker exited with {proc.returncode}"
-            return committed(settings, group) >= total
+        def some_committed() -> bool:
+            assert first.poll() is None, f"the first worker exited with {first.returncode}"
+            return committed(settings, group) >= total // 5
 
-        wait_until(caught_up, 300, f"the two workers to consume {total} events")
-        # Both members of one group, each with a share; the shares split the 8 partitions.
-        wait_until(lambda: len(group_shares(settings)) == 2, 60, "a stable group of two")
-        shares = group_shares(settings)
-        assert all(shares), f"a worker has no events partition: {shares}"
-        assert not shares[0] & shares[1], f"a partition is assigned twice: {shares}"
-        assert shares[0] | shares[1] == set(range(8))
-        # The same split seen from the processes: each one's log names its own share.
-        logged = [logged_share(log, topic) for log in logs]
-        assert all(logged), f"a worker's log shows no events partition: {logged}"
-        assert sorted(map(sorted, logged)) == sorted(map(sorted, shares))
+        wait_until(some_committed, 180, "the first worker to commit a fifth of the events", 0.1)
+        with worker_process(settings, logs[1]) as second:
+
+            def second_ready() -> bool:
+                assert second.poll() is None, f"the second worker exited with {second.returncode}"
+                return "Worker ready" in logs[1].read_text(errors="replace")
+
+            wait_until(second_ready, 120, "the second worker to take its partitions", 0.1)
+            at_handover = committed(settings, group)
+
+            def caught_up() -> bool:
+                for proc in (first, second):
+                    assert proc.poll() is None, f"a worker exited with {proc.returncode}"
+                return committed(settings, group) >= total
+
+            try:
+                wait_until(caught_up, 300, f"the two workers to consume {total} events")
+            except AssertionError as err:
+                tails = "\n".join(log_tail(proc) for proc in (first, second))
+                raise AssertionError(f"{err}\n{partition_progress(settings)}\n{tails}") from None
+            assert at_handover < total, (
+                f"{at_handover} of {total} events were committed before the hand-over: "
+                "make the data larger"
+            )
+            # Both members of one group, each with a share; the shares split the 8 partitions.
+            wait_until(lambda: len(group_shares(settings)) == 2, 60, "a stable group of two")
+            shares = group_shares(settings)
+            assert all(shares), f"a worker has no events partition: {shares}"
+            assert not shares[0] & shares[1], f"a partition is assigned twice: {shares}"
+            assert shares[0] | shares[1] == set(range(8))
+            # The same split seen from the processes: each one's log names its own share.
+            logged = [logged_share(log, topic) for log in logs]
+            assert all(logged), f"a worker's log shows no events partition: {logged}"
+            assert sorted(map(sorted, logged)) == sorted(map(sorted, shares))
 
     gridalarm(single_settings, "produce", "replay", str(events), "--speed", "max", "--quiet")
     with worker_process(single_settings, tmp_path / "worker-single.log") as single:

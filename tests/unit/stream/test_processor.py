@@ -231,6 +231,18 @@ def test_counts_events_and_heartbeats_of_a_batch() -> None:
     assert (result.events, result.heartbeats, len(result.deadletters)) == (2, 2, 1)
 
 
+def test_offsets_passed_over_are_counted_and_re_deliveries_are_not() -> None:
+    proc = new_processor()
+    # A partition's first batch may start anywhere (retention deletes the oldest messages).
+    assert proc.process(raws([event(T0)], first_offset=5)).skipped == 0
+    # 6 and 7 never arrive, nor 10 inside the batch.
+    batch = [RawMessage(TOPIC, PARTITION, offset, event(T0 + 1.0)) for offset in (8, 9, 11)]
+    assert proc.process(batch).skipped == 2 + 1
+    # Offsets already applied (a re-delivery after a restart) are not holes.
+    again = [RawMessage(TOPIC, PARTITION, offset, event(T0 + 2.0)) for offset in (9, 11, 12)]
+    assert proc.process(again).skipped == 0
+
+
 # --- watermark: heartbeats and the idle clock ---------------------------------------------------
 
 

@@ -34,6 +34,7 @@ def test_batches_add_up() -> None:
             heartbeats=1,
             windows_closed=2,
             late=1,
+            skipped=3,
             deadletters=[{"reason": "late"}, {"reason": "bad_json"}],
             outputs=outputs,
             score_seconds=0.003,
@@ -47,6 +48,7 @@ def test_batches_add_up() -> None:
     assert 'gridalarm_worker_events_total{source="probe:q",type="gauge"} 2.0' in text
     assert "gridalarm_worker_windows_closed_total 2.0" in text
     assert "gridalarm_worker_late_events_total 1.0" in text
+    assert "gridalarm_worker_skipped_offsets_total 3.0" in text
     assert 'gridalarm_worker_deadletters_total{reason="bad_json"} 1.0' in text
     assert 'gridalarm_worker_alerts_total{state="suppressed"} 1.0' in text
     assert 'gridalarm_worker_model_info{model="lstm-forecast@7"} 1.0' in text
