@@ -233,6 +233,12 @@ def differences(ours: dict[tuple, set[bytes]], reference: dict[tuple, set[bytes]
     return f"{len(keys)} differ, e.g. {keys[:5]}; {first}:\n{shown}\n{expected}"
 
 
+def alert_messages(alerts: Iterable[dict[str, Any]]) -> dict[tuple, set[bytes]]:
+    """(alert_id, state, window start) → the distinct messages published for it: every
+    ``open``, ``update``, ``resolved`` and ``suppressed`` message has its own key."""
+    return by_key(alerts, "alert_id", "state", "start")
+
+
 def opened(alerts: Iterable[dict[str, Any]]) -> dict[tuple, set[bytes]]:
     """alert_id → the distinct ``open`` messages published for it."""
     return by_key((a for a in alerts if a["state"] == "open"), "alert_id")

@@ -31,6 +31,7 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 from pipeline_kit import REPO_ROOT, settings_env
+from shared_data import SHARED_DATA, event_logs
 
 from gridalarm.config import Settings
 from gridalarm.producers.elastic import (
@@ -48,8 +49,8 @@ from gridalarm.timeutil import format_time
 
 pytestmark = pytest.mark.integration
 
-DATA = REPO_ROOT.parent / "shared" / "data" / "htcondor-eventlogs"
-LOGS = sorted(p for p in DATA.glob("*") if p.is_file() and not p.name.startswith("LICENSE"))
+DATA = SHARED_DATA / "htcondor-eventlogs"
+LOGS = event_logs()  # fails the collection when the logs are missing
 # `gridalarm produce es`, registered here as the composition root will do it.
 CLI = [
     sys.executable,

@@ -29,6 +29,7 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 from pipeline_kit import REPO_ROOT, read_topic, settings_env
+from shared_data import SHARED_DATA, event_logs
 
 from gridalarm.config import Settings
 from gridalarm.producers.checkpoint import load_checkpoint
@@ -38,8 +39,8 @@ from gridalarm.producers.sink import EventSink, SinkConfig
 
 pytestmark = pytest.mark.integration
 
-DATA = REPO_ROOT.parent / "shared" / "data" / "htcondor-eventlogs"
-LOGS = sorted(p for p in DATA.glob("*") if p.is_file() and not p.name.startswith("LICENSE"))
+DATA = SHARED_DATA / "htcondor-eventlogs"
+LOGS = event_logs()  # fails the collection when the logs are missing
 CLI = [sys.executable, "-m", "gridalarm", "produce", "eventlog"]
 
 
@@ -161,7 +162,6 @@ def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
 # -- every real log ----------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not LOGS, reason="the shared event logs are not checked out")
 def test_every_real_log_arrives_as_htcondor2_reads_it(
     kafka_settings: Settings, tmp_path: Path
 ) -> None:

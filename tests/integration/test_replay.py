@@ -16,13 +16,15 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
+from pipeline_kit import wait_until
+from shared_data import SHARED_DATA, require
 
 from gridalarm.config import Settings
 from gridalarm.producers.replay import ReplayOptions, ReplayStats, replay
 from gridalarm.producers.sink import EventSink, SinkConfig
 from gridalarm.timeutil import format_time, parse_time
 
-STUDY_FILE = Path(__file__).resolve().parents[3] / "shared/data/seed/fifebatch_hourly_sample.txt"
+STUDY_FILE = SHARED_DATA / "seed" / "fifebatch_hourly_sample.txt"
 T0 = parse_time("2025-06-02T08:00:00Z")
 
 
@@ -274,8 +276,7 @@ def test_a_record_that_meets_a_full_batch_keeps_its_place_in_the_partition(
 
 @pytest.mark.integration
 def test_cli_replays_the_study_file(kafka_settings: Settings) -> None:
-    if not STUDY_FILE.is_file():
-        pytest.skip("the study's sample is not checked out")
+    require(STUDY_FILE)
     done = cli("produce", "replay", str(STUDY_FILE), "--quiet", env=settings_env(kafka_settings))
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("replayed 158 messages from")
@@ -332,7 +333,13 @@ def test_simulate_live_backfills_then_follows_the_wall_clock_until_stopped(
         env={**os.environ, **settings_env(kafka_settings)},
     )
     try:
-        time.sleep(6)
+
+        def following_the_clock() -> bool:
+            assert proc.poll() is None, f"simulate exited early: {proc.communicate()[1]}"
+            beats = (heartbeat_ts(r) for r in consume_all(kafka_settings))
+            return any(ts is not None and ts >= started for ts in beats)
+
+        wait_until(following_the_clock, 60, "a wall-clock heartbeat after the backfill", 0.5)
         proc.send_signal(signal.SIGTERM)  # how `gridalarm demo` stops it; Ctrl-C is the same
         out, err = proc.communicate(timeout=60)
     finally:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from pipeline_kit import (
+    alert_messages,
     by_key,
     committed,
     differences,
@@ -97,10 +98,12 @@ def test_sigkilled_worker_is_resumed_by_a_new_one_without_losing_or_changing_win
 
     windows = by_key(read_topic(settings, "windows"), "stream", "start")
     scores = by_key(read_topic(settings, "scores"), "stream", "start")
-    alerts = opened(read_topic(settings, "alerts"))
+    published = read_topic(settings, "alerts")
+    alerts = opened(published)
     ref_windows = by_key(read_topic(clean_settings, "windows"), "stream", "start")
     ref_scores = by_key(read_topic(clean_settings, "scores"), "stream", "start")
-    ref_alerts = opened(read_topic(clean_settings, "alerts"))
+    ref_published = read_topic(clean_settings, "alerts")
+    ref_alerts = opened(ref_published)
     assert ref_windows and ref_alerts, "the clean run has no windows or no alerts to compare"
     assert all(len(v) == 1 for v in ref_windows.values())
 
@@ -123,3 +126,11 @@ def test_sigkilled_worker_is_resumed_by_a_new_one_without_losing_or_changing_win
     twice = {k: v for k, v in alerts.items() if len(v) > 1}
     assert not twice, f"{len(twice)} alert_ids have two different open messages: {twice}"
     assert set(alerts) == set(ref_alerts)
+    # Every alert message (open, update, resolved), each published once or repeated
+    # identically, as in the reference run.
+    messages, ref_messages = alert_messages(published), alert_messages(ref_published)
+    assert set(messages) == set(ref_messages), (
+        f"alert messages missing: {sorted(set(ref_messages) - set(messages))[:5]}, "
+        f"extra: {sorted(set(messages) - set(ref_messages))[:5]}"
+    )
+    assert not (differ := differences(messages, ref_messages)), f"alert messages: {differ}"

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from kafka.admin import KafkaAdminClient
 from pipeline_kit import (
+    alert_messages,
     by_key,
     committed,
     differences,
@@ -166,10 +167,12 @@ def test_a_worker_joining_mid_stream_takes_partitions_over_and_the_two_match_one
 
     windows = by_key(read_topic(settings, "windows"), "stream", "start")
     scores = by_key(read_topic(settings, "scores"), "stream", "start")
-    alerts = opened(read_topic(settings, "alerts"))
+    published = read_topic(settings, "alerts")
+    alerts = opened(published)
     ref_windows = by_key(read_topic(single_settings, "windows"), "stream", "start")
     ref_scores = by_key(read_topic(single_settings, "scores"), "stream", "start")
-    ref_alerts = opened(read_topic(single_settings, "alerts"))
+    ref_published = read_topic(single_settings, "alerts")
+    ref_alerts = opened(ref_published)
     assert ref_windows and ref_alerts, "the single worker has no windows or no alerts to compare"
 
     # The same windows, with the same values (a window handed over in a rebalance may be
@@ -189,3 +192,11 @@ def test_a_worker_joining_mid_stream_takes_partitions_over_and_the_two_match_one
     twice = {k: v for k, v in alerts.items() if len(v) > 1}
     assert not twice, f"{len(twice)} alert_ids have two different open messages: {twice}"
     assert set(alerts) == set(ref_alerts)
+    # Every alert message (open, update, resolved), each published once or repeated
+    # identically, as in the reference run.
+    messages, ref_messages = alert_messages(published), alert_messages(ref_published)
+    assert set(messages) == set(ref_messages), (
+        f"alert messages missing: {sorted(set(ref_messages) - set(messages))[:5]}, "
+        f"extra: {sorted(set(messages) - set(ref_messages))[:5]}"
+    )
+    assert not (differ := differences(messages, ref_messages)), f"alert messages: {differ}"

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
+from shared_data import SHARED_DATA, require
 
 from gridalarm.config import DEFAULT_FEATURES
 from gridalarm.evaluation.datasets import (
@@ -36,7 +37,7 @@ from gridalarm.producers.replay import STUDY_START, STUDY_STREAM
 from gridalarm.producers.simulate import Simulation, SimulationConfig, write_simulation
 from gridalarm.timeutil import parse_time
 
-DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
+DATA = SHARED_DATA
 STUDY_FILE = DATA / "seed" / "fifebatch_hourly_sample.txt"
 NAB_DEV = DATA / "nab-dev"
 MSL = DATA / "msl"
@@ -311,9 +312,7 @@ def test_window_csv_problems_raise_one_line(tmp_path: Path, text: str, message: 
 
 
 def test_study_sample_loads_as_the_replay_reads_it() -> None:
-    if not STUDY_FILE.is_file():
-        pytest.skip(f"the study's sample is not at {STUDY_FILE}")
-    data = load_study(STUDY_FILE)
+    data = load_study(require(STUDY_FILE))
     (stream,) = data.streams
     assert data.window == 3600.0 and data.features == DEFAULT_FEATURES
     assert stream.name == STUDY_STREAM and stream.labels == ()
@@ -400,8 +399,7 @@ def test_nab_probation_follows_nab() -> None:
 
 
 def test_nab_dev_corpus() -> None:
-    if not (NAB_DEV / "data").is_dir():
-        pytest.skip(f"NAB data is not at {NAB_DEV}")
+    require(NAB_DEV / "data")
     data = load_nab(NAB_DEV)
     windows = json.loads((NAB_DEV / "combined_windows.json").read_text())
     assert len(data.streams) == 18 and data.window == 0.0
@@ -475,8 +473,7 @@ def test_msl_problems_raise_one_line(tmp_path: Path) -> None:
 
 
 def test_msl_real_data_shapes_and_labels() -> None:
-    if not (MSL / "MSL_npy.zip").is_file():
-        pytest.skip(f"MSL data is not at {MSL}")
+    require(MSL / "MSL_npy.zip")
     data = load_msl(MSL)
     assert len(data.streams) == 27 and len(data.features) == 55
     assert data.features[0] == "d0" and data.features[-1] == "d54"

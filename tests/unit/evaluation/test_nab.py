@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_data import SHARED_DATA, require
 
 from gridalarm.evaluation import nab
 from gridalarm.evaluation.nab import (
@@ -33,7 +34,7 @@ from gridalarm.timeutil import parse_time
 
 STEP = 300.0  # NAB's files are mostly 5-minute series
 STANDARD = PROFILES["standard"]
-NAB_DEV = Path("/work/shared/data/nab-dev")
+NAB_DEV = SHARED_DATA / "nab-dev"
 
 
 def S(x: float) -> float:
@@ -459,11 +460,8 @@ def load_nab_dev(scores_for: str) -> list[NabFile]:
     return files
 
 
-@pytest.mark.skipif(
-    not (NAB_DEV / "combined_windows.json").is_file(),
-    reason=f"NAB dev corpus not present at {NAB_DEV}",
-)
 def test_nab_dev_corpus_null_scores_0_and_perfect_scores_100() -> None:
+    require(NAB_DEV / "combined_windows.json")
     null_files = load_nab_dev("null")
     assert len(null_files) == 18
     assert sum(len(f.windows) for f in null_files) == 25

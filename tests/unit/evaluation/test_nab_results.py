@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_data import SHARED_DATA, require
 
 from gridalarm.evaluation.datasets import LabelledStream, load_nab, safe_stem
 from gridalarm.evaluation.nab_results import nab_result_path, nab_timestamps, write_nab_results
 from gridalarm.timeutil import parse_time
 
-NAB_DEV = Path(__file__).resolve().parents[4] / "shared" / "data" / "nab-dev"
+NAB_DEV = SHARED_DATA / "nab-dev"
 T0 = parse_time("2014-07-01T00:00:00Z")
 
 
@@ -75,9 +76,7 @@ def test_timestamps_are_whole_utc_seconds() -> None:
 
 
 def test_results_rows_match_the_nab_data_rows() -> None:
-    if not (NAB_DEV / "data").is_dir():
-        pytest.skip(f"NAB data is not at {NAB_DEV}")
-    data = load_nab(NAB_DEV)
+    data = load_nab(require(NAB_DEV / "data").parent)
     stream = data.stream("realKnownCause/ec2_request_latency_system_failure.csv")
     source = read_rows(NAB_DEV / "data" / stream.name)
     stamps = nab_timestamps(stream.starts)
@@ -86,9 +85,7 @@ def test_results_rows_match_the_nab_data_rows() -> None:
 
 
 def test_results_for_a_real_nab_file(tmp_path: Path) -> None:
-    if not (NAB_DEV / "data").is_dir():
-        pytest.skip(f"NAB data is not at {NAB_DEV}")
-    stream = load_nab(NAB_DEV).stream("realKnownCause/nyc_taxi.csv")
+    stream = load_nab(require(NAB_DEV / "data").parent).stream("realKnownCause/nyc_taxi.csv")
     path = write_nab_results(tmp_path, "null", stream, np.full(len(stream), 0.5))
     rows = read_rows(path)
     source = read_rows(NAB_DEV / "data" / stream.name)

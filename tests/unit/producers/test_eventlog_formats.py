@@ -18,6 +18,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import htcondor2
 import pytest
+from shared_data import SHARED_DATA, event_logs, require
 
 from gridalarm.messages import Event, TimeBounds, dumps, parse_event
 from gridalarm.producers.eventlog import (
@@ -30,11 +31,9 @@ from gridalarm.producers.eventlog import (
 )
 from gridalarm.timeutil import format_time, parse_time
 
-DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "htcondor-eventlogs"
-LOGS = sorted(p for p in DATA.glob("*") if p.is_file() and not p.name.startswith("LICENSE"))
+DATA = SHARED_DATA / "htcondor-eventlogs"
+LOGS = event_logs()  # fails the collection when the logs are missing
 UTC = ReadConfig(timezone="UTC", source="eventlog:test")
-
-pytestmark = pytest.mark.skipif(not LOGS, reason="the shared event logs are not checked out")
 
 
 def library_events(path: Path) -> list[htcondor2.JobEvent]:
@@ -131,9 +130,7 @@ def test_json_and_xml_logs_give_what_htcondor2_reads(log: Path, fmt: str, tmp_pa
 
 
 def test_the_legacy_log_is_dated_in_the_past() -> None:
-    log = DATA / "htcondor_condor_utils_test_condor.log"
-    if not log.is_file():
-        pytest.skip("no test_condor.log")
+    log = require(DATA / "htcondor_condor_utils_test_condor.log")
     reference = min(log.stat().st_mtime, parse_time("2100-01-01T00:00:00Z"))
     got = messages(list(read_events([log], UTC)))
     assert all(parse_time(m["ts"]) <= reference for m in got)
@@ -142,9 +139,7 @@ def test_the_legacy_log_is_dated_in_the_past() -> None:
 
 
 def test_ad_information_events_count_both_ways() -> None:
-    log = DATA / "htcondor_python_bindings_test_log.txt"
-    if not log.is_file():
-        pytest.skip("no test_log.txt")
+    log = require(DATA / "htcondor_python_bindings_test_log.txt")
     trigger = messages(list(read_events([log], UTC)))
     assert [m["type"] for m in trigger] == ["SubmitEvent"] * 4  # Fermilab's count
     assert [m["attrs"].get("adinfo", False) for m in trigger] == [False, True, False, True]
@@ -156,9 +151,7 @@ def test_ad_information_events_count_both_ways() -> None:
 
 
 def test_stream_by_attribute_from_the_ad_information_events() -> None:
-    log = DATA / "htcondor_python_bindings_test_log.txt"
-    if not log.is_file():
-        pytest.skip("no test_log.txt")
+    log = require(DATA / "htcondor_python_bindings_test_log.txt")
     config = ReadConfig(timezone="UTC", stream_by=StreamRule.parse("attr:LogNotes"))
     got = messages(list(read_events([log], config)))
     assert [m["stream"] for m in got] == [

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from shared_data import SHARED_DATA, require
 
 from gridalarm.config import DEFAULT_FEATURES, Settings
 from gridalarm.messages import TimeBounds, parse_event
@@ -24,7 +25,7 @@ from gridalarm.producers.replay import (
 )
 from gridalarm.timeutil import parse_time
 
-STUDY_FILE = Path(__file__).resolve().parents[4] / "shared/data/seed/fifebatch_hourly_sample.txt"
+STUDY_FILE = SHARED_DATA / "seed" / "fifebatch_hourly_sample.txt"
 T0 = parse_time("2024-03-04T10:00:00Z")
 
 
@@ -50,9 +51,8 @@ def write(path: Path, text: str | bytes) -> Path:
 # -- the study's format ----------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not STUDY_FILE.is_file(), reason="the study's sample is not checked out")
 def test_study_file_gives_16_hours_of_13_features(settings: Settings) -> None:
-    got = items(STUDY_FILE, settings)
+    got = items(require(STUDY_FILE), settings)
     assert detect_format(STUDY_FILE) == "study"
     hours = sorted({item.ts for item in got})
     start = parse_time("2017-01-01T00:00:00Z")
