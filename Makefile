@@ -16,7 +16,7 @@ STAMP := $(VENV)/.installed
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install system-packages lint test demo bench evaluate bundled-models kafka-start kafka-stop es-start es-stop clean
+.PHONY: install system-packages lint test stress demo bench evaluate bundled-models kafka-start kafka-stop es-start es-stop clean
 
 install: $(STAMP)
 
@@ -54,6 +54,12 @@ test: install lint system-packages
 	@$(BIN)/pytest -q -ra --durations=15; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make: pytest collected no tests" >&2; fi; \
 	exit $$status
+
+# Fault loops on a real broker (tests/stress; an hour or more): workers joining and leaving
+# mid-stream, each run compared with one worker's outputs; a table of the runs at the end.
+STRESS_RUNS ?= 50
+stress: install
+	GRIDALARM_STRESS=1 GRIDALARM_STRESS_RUNS=$(STRESS_RUNS) $(BIN)/pytest -q tests/stress
 
 demo: install
 	$(BIN)/gridalarm demo

@@ -8,8 +8,10 @@ the last message they applied, so a restarted or rebalanced worker that sees mes
 (Faust commits offsets at-least-once) skips what its state already holds.
 
 Per batch, the worker publishes its outputs first and writes the state records after them, the
-partition record last. A crash can therefore repeat an output (with identical content, because
-the logic is deterministic) but never lose one. No Faust ``exactly_once`` (see DESIGN.md).
+partition record last, and lets Faust ack the batch's messages (and so commit their offsets)
+only once the broker has every one of those records. A crash can therefore repeat an output
+(with identical content, because the logic is deterministic) but never lose one. No Faust
+``exactly_once`` (see DESIGN.md).
 
 Silences: every worker reads the whole ``<prefix>.silences`` topic (:mod:`.silence_feed`) and
 processes no batch before it has read it to its end; alerts about windows inside a silence are
@@ -20,6 +22,7 @@ windows a worker closes after it learned of them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import defaultdict
@@ -122,16 +125,17 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
         return proc
 
     @app.on_rebalance_complete.connect
-    async def _hold_fetched_until_queues_are_cleared(app: faust.App, **kwargs: Any) -> None:
+    async def _hold_fetches_until_queues_are_cleared(app: faust.App, **kwargs: Any) -> None:
         # Faust (0.15) ends a recovery by resuming the stream partitions, seeking them to their
-        # committed offsets, and only then resuming flow control, which clears every agent
-        # queue. Messages fetched in between reach the queue, are cleared, and the consumer's
-        # read offset has already passed them: they are never processed, and never acked, so
-        # the partition's commit stops for good (the restart test's stall; a new owner's
-        # windows a few events short). Suspended here, that delivery waits in Faust's
-        # conductor until after the clear. This signal is sent at the start of both of
-        # Faust's ends of a recovery; flow control is suspended anyway during a rebalance.
-        app.flow_control.suspend()
+        # committed offsets, clearing every agent queue, and only then resuming the consumer's
+        # flow. Whatever its fetcher delivered in between was lost: cleared from the queue
+        # after the consumer had recorded it as read, so never processed, never acked, and
+        # the partition's commit stuck there for good (the restart test's stall); or, from a
+        # fetch position ahead of the committed offset, recorded as read after the seek, so
+        # that the re-fetched messages before it were dropped (a stress run: 4,948 offsets).
+        # With the consumer's flow stopped here (this signal starts both of Faust's ends of a
+        # recovery), nothing is delivered until Faust resumes it, after the seek and clear.
+        app.consumer.stop_flow()
 
     @app.on_partitions_assigned.connect
     async def _own(app: faust.App, assigned: Any, **kwargs: Any) -> None:
@@ -147,11 +151,14 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
                 processors.pop(tp.partition, None)
                 stats.forget(tp.partition)
 
-    def publish(partition: int, result: BatchResult) -> None:
-        # Synchronous on purpose (send_soon, no await): a rebalance cannot interleave, so a
-        # partition's outputs and state leave together or, once revoked, not at all. Outputs
-        # first, state after, the partition record last; Faust flushes this buffer in order
-        # before it commits offsets.
+    def publish(partition: int, result: BatchResult) -> list[asyncio.Future]:
+        """Queue a batch's outputs and state; the futures of their deliveries.
+
+        Synchronous on purpose (send_soon, no await): a rebalance cannot interleave, so a
+        partition's outputs and state are queued together or, once revoked, not at all.
+        Outputs first, state after, the partition record last, in that order on the wire.
+        """
+        sent: list[asyncio.Future] = []
         for kind, messages in (
             ("deadletter", result.deadletters),
             ("windows", result.outputs.windows),
@@ -161,17 +168,19 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
             target = outputs[kind]
             for message in messages:
                 stream = message.get("stream")
-                target.send_soon(key=stream.encode() if stream else None, value=dumps(message))
+                key = stream.encode() if stream else None
+                sent.append(target.send_soon(key=key, value=dumps(message)))
         for name, record in result.stream_records.items():
-            write_state(partition, _stream_key(name), record)
+            sent.append(write_state(partition, _stream_key(name), record))
         if result.partition_record is not None:
-            write_state(partition, _partition_key(partition), result.partition_record)
+            sent.append(write_state(partition, _partition_key(partition), result.partition_record))
+        return sent
 
-    def write_state(partition: int, key: bytes, record: bytes) -> None:
+    def write_state(partition: int, key: bytes, record: bytes) -> asyncio.Future:
         # Written straight to the store with the changelog partition named: Faust would take
         # it from the "current event", which a batch of several partitions does not have.
         state.data[key] = record
-        state.send_changelog(partition, key, record)
+        return state.send_changelog(partition, key, record)
 
     @app.agent(events)
     async def process(stream: faust.StreamT) -> None:
@@ -180,16 +189,26 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
                 # Not one alert before every existing silence is known (the feed retries on
                 # its own when Kafka fails, so this wait ends when the broker answers).
                 await feed.ready.wait()
-            by_partition: dict[int, list[RawMessage]] = defaultdict(list)
+            by_partition: dict[int, list[Any]] = defaultdict(list)
             for event in batch:
-                msg = event.message
-                by_partition[msg.partition].append(
-                    RawMessage(msg.topic, msg.partition, msg.offset, event.value)
-                )
-            for partition, messages in by_partition.items():
+                by_partition[event.message.partition].append(event)
+            sent: list[asyncio.Future] = []
+            for partition, events_of_partition in by_partition.items():
                 if partition not in owned:
-                    continue  # revoked while this batch waited: the new owner reads them again
-                messages.sort(key=lambda raw: raw.offset)
+                    # Revoked while this batch waited: the next owner (maybe this worker
+                    # again) reads them from the committed offset. take_events acks every
+                    # event it yielded, and Faust's commit timer can still commit a partition
+                    # that is being revoked, past messages nobody applied (a stress run lost
+                    # 4 offsets of a partition this worker kept across the rebalance); marked
+                    # acked here, Faust never counts them.
+                    for event in events_of_partition:
+                        event.message.acked = True
+                    continue
+                messages = sorted(
+                    (RawMessage(e.message.topic, partition, e.message.offset, e.value)
+                     for e in events_of_partition),
+                    key=lambda raw: raw.offset,
+                )  # fmt: skip
                 proc = processor_for(partition)
                 result = proc.process(messages, feed.silences)
                 if result.skipped:
@@ -197,8 +216,17 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
                         "partition %d: %d offsets before offset %d never reached the worker",
                         partition, result.skipped, messages[-1].offset,
                     )  # fmt: skip
-                publish(partition, result)
+                sent.extend(publish(partition, result))
                 stats.record(partition, result, proc.state.offset, proc.state.max_time)
+            if sent:
+                # The batch's events are acked (and then committed) when this loop body
+                # returns, so their outputs and state must be on the broker first. Faust's
+                # commit flushes its send buffer only while messages keep leaving it: with
+                # none sent for 0.1 s (a busy event loop) it commits anyway, and a worker
+                # killed then has committed offsets whose state never reached the changelog:
+                # the likely cause of a stress run, under CPU load, whose new owner found
+                # the partition 72 offsets past its state (README, Known limits).
+                await asyncio.gather(*sent)
 
     if settings.idle_timeout is not None:
         idle = settings.idle_timeout

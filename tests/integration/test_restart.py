@@ -1,8 +1,8 @@
 """Restart on a real broker: SIGKILL the worker mid-replay, start another, compare with a clean run.
 
-What at-least-once means here: Faust commits consumer offsets every second, after the outputs
-of the committed messages are flushed, and the worker writes its state (tables backed by
-changelog topics) after it publishes the outputs of a batch. A worker killed with SIGKILL
+What at-least-once means here: Faust commits acked offsets every second, and the worker acks a
+batch's messages only once the broker has the batch's outputs and then its state (tables
+backed by changelog topics). A worker killed with SIGKILL
 therefore leaves (a) messages after the last commit, which the next worker reads again, and
 (b) possibly outputs published after the last state write, which the next worker publishes
 again. The state records carry the offset of the last message applied, so a re-read message
