@@ -11,6 +11,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -96,16 +97,23 @@ def end_offsets(settings: Settings, kind: str) -> int:
         consumer.close()
 
 
-def committed(settings: Settings, group: str) -> int:
-    """Events the worker group has committed, summed over partitions."""
+def committed_offsets(settings: Settings, group: str) -> list[tuple[int | None, int]]:
+    """Per events partition: the group's committed offset (None before its first commit) and
+    the end offset."""
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka, group_id=group, enable_auto_commit=False
     )
     try:
         tps = [TopicPartition(settings.topic("events"), p) for p in range(settings.partitions)]
-        return sum(consumer.committed(tp) or 0 for tp in tps)
+        ends = consumer.end_offsets(tps)
+        return [(consumer.committed(tp), ends[tp]) for tp in tps]
     finally:
         consumer.close()
+
+
+def committed(settings: Settings, group: str) -> int:
+    """Events the worker group has committed, summed over partitions."""
+    return sum(offset or 0 for offset, _ in committed_offsets(settings, group))
 
 
 def wait_until(predicate: Any, timeout: float, what: str, every: float = 1.0) -> None:
@@ -136,18 +144,9 @@ def wait_for_worker(settings: Settings, proc: subprocess.Popen, timeout: float =
 
 def partition_progress(settings: Settings) -> str:
     """Per events partition: the worker group's committed offset and the end offset."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka,
-        group_id=f"{settings.topic_prefix}-worker",
-        enable_auto_commit=False,
-    )
-    try:
-        tps = [TopicPartition(settings.topic("events"), p) for p in range(settings.partitions)]
-        ends = consumer.end_offsets(tps)
-        rows = [f"  {tp.partition}: committed {consumer.committed(tp)} of {ends[tp]}" for tp in tps]
-        return "events partitions:\n" + "\n".join(rows)
-    finally:
-        consumer.close()
+    offsets = committed_offsets(settings, f"{settings.topic_prefix}-worker")
+    rows = [f"  {p}: committed {offset} of {end}" for p, (offset, end) in enumerate(offsets)]
+    return "events partitions:\n" + "\n".join(rows)
 
 
 def log_tail(proc: subprocess.Popen, lines: int = 60) -> str:
@@ -231,6 +230,62 @@ def differences(ours: dict[tuple, set[bytes]], reference: dict[tuple, set[bytes]
     shown = "\n".join(f"  published: {c.decode()}" for c in sorted(ours[first]))
     expected = "\n".join(f"  reference: {c.decode()}" for c in sorted(reference.get(first, ())))
     return f"{len(keys)} differ, e.g. {keys[:5]}; {first}:\n{shown}\n{expected}"
+
+
+@dataclass(frozen=True)
+class Published:
+    """What a run published, keyed as a consumer dedupes it: distinct contents per key."""
+
+    windows: dict[tuple, set[bytes]]  # (stream, start)
+    scores: dict[tuple, set[bytes]]  # (stream, start)
+    opened: dict[tuple, set[bytes]]  # alert_id -> its open messages
+    alerts: dict[tuple, set[bytes]]  # (alert_id, state, start) -> every alert message
+
+
+def published(settings: Settings) -> Published:
+    """Everything on the windows, scores and alerts topics of ``settings``."""
+    alerts = read_topic(settings, "alerts")
+    return Published(
+        windows=by_key(read_topic(settings, "windows"), "stream", "start"),
+        scores=by_key(read_topic(settings, "scores"), "stream", "start"),
+        opened=opened(alerts),
+        alerts=alert_messages(alerts),
+    )
+
+
+def assert_same_outputs(ours: Published, reference: Published, context: str = "") -> None:
+    """``ours`` holds every window, score and alert message of ``reference`` and nothing else;
+    a key published twice carries identical contents, the reference's (at-least-once).
+    ``context`` is added to the failure messages."""
+    more = f"\n{context}" if context else ""
+    missing = sorted(set(reference.windows) - set(ours.windows))
+    extra = sorted(set(ours.windows) - set(reference.windows))
+    assert not missing, f"{len(missing)} windows missing, e.g. {missing[:5]}{more}"
+    assert not extra, f"{len(extra)} windows the reference does not have, e.g. {extra[:5]}{more}"
+    repeated = {k: v for k, v in ours.windows.items() if len(v) > 1}
+    changed = differences(repeated, reference.windows)
+    assert not changed, f"windows published with different values: {changed}{more}"
+    assert not (differ := differences(ours.windows, reference.windows)), f"windows: {differ}{more}"
+    # Every window scored, a repeated score identical, as in the reference.
+    assert set(ours.scores) == set(reference.scores), f"scored windows differ{more}"
+    repeated = {k: v for k, v in ours.scores.items() if len(v) > 1}
+    changed = differences(repeated, reference.scores)
+    assert not changed, f"scores published with different values: {changed}{more}"
+    assert not (differ := differences(ours.scores, reference.scores)), f"scores: {differ}{more}"
+    # No alert_id opened twice with different content; the same alerts as the reference.
+    twice = {k: v for k, v in ours.opened.items() if len(v) > 1}
+    assert not twice, f"{len(twice)} alert_ids have two different open messages: {twice}{more}"
+    assert set(ours.opened) == set(reference.opened), f"opened alerts differ{more}"
+    # Every alert message (open, update, resolved), each published once or repeated
+    # identically, as in the reference.
+    ours_keys, ref_keys = set(ours.alerts), set(reference.alerts)
+    assert ours_keys == ref_keys, (
+        f"alert messages missing: {sorted(ref_keys - ours_keys)[:5]}, "
+        f"extra: {sorted(ours_keys - ref_keys)[:5]}{more}"
+    )
+    assert not (differ := differences(ours.alerts, reference.alerts)), (
+        f"alert messages: {differ}{more}"
+    )
 
 
 def alert_messages(alerts: Iterable[dict[str, Any]]) -> dict[tuple, set[bytes]]:

@@ -31,7 +31,7 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 from pipeline_kit import REPO_ROOT, settings_env
-from shared_data import SHARED_DATA, event_logs
+from shared_data import event_logs
 
 from gridalarm.config import Settings
 from gridalarm.producers.elastic import (
@@ -49,7 +49,6 @@ from gridalarm.timeutil import format_time
 
 pytestmark = pytest.mark.integration
 
-DATA = SHARED_DATA / "htcondor-eventlogs"
 LOGS = event_logs()  # fails the collection when the logs are missing
 # `gridalarm produce es`, registered here as the composition root will do it.
 CLI = [

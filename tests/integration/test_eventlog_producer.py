@@ -29,7 +29,7 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 from pipeline_kit import REPO_ROOT, read_topic, settings_env
-from shared_data import SHARED_DATA, event_logs
+from shared_data import event_logs
 
 from gridalarm.config import Settings
 from gridalarm.producers.checkpoint import load_checkpoint
@@ -39,7 +39,6 @@ from gridalarm.producers.sink import EventSink, SinkConfig
 
 pytestmark = pytest.mark.integration
 
-DATA = SHARED_DATA / "htcondor-eventlogs"
 LOGS = event_logs()  # fails the collection when the logs are missing
 CLI = [sys.executable, "-m", "gridalarm", "produce", "eventlog"]
 

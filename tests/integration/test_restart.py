@@ -19,14 +19,11 @@ from pathlib import Path
 
 import pytest
 from pipeline_kit import (
-    alert_messages,
-    by_key,
+    assert_same_outputs,
     committed,
-    differences,
     end_offsets,
     gridalarm,
-    opened,
-    read_topic,
+    published,
     second_prefix,
     wait_for_worker,
     wait_until,
@@ -96,41 +93,9 @@ def test_sigkilled_worker_is_resumed_by_a_new_one_without_losing_or_changing_win
     with worker_process(clean_settings, tmp_path / "worker-clean.log") as clean:
         wait_for_worker(clean_settings, clean, timeout=300)
 
-    windows = by_key(read_topic(settings, "windows"), "stream", "start")
-    scores = by_key(read_topic(settings, "scores"), "stream", "start")
-    published = read_topic(settings, "alerts")
-    alerts = opened(published)
-    ref_windows = by_key(read_topic(clean_settings, "windows"), "stream", "start")
-    ref_scores = by_key(read_topic(clean_settings, "scores"), "stream", "start")
-    ref_published = read_topic(clean_settings, "alerts")
-    ref_alerts = opened(ref_published)
-    assert ref_windows and ref_alerts, "the clean run has no windows or no alerts to compare"
-    assert all(len(v) == 1 for v in ref_windows.values())
-
-    # No window missing (nor extra) against the clean run.
-    missing = sorted(set(ref_windows) - set(windows))
-    extra = sorted(set(windows) - set(ref_windows))
-    assert not missing, f"{len(missing)} windows missing after the restart, e.g. {missing[:5]}"
-    assert not extra, f"{len(extra)} windows the clean run does not have, e.g. {extra[:5]}"
-    # A window published twice carries identical values, and the clean run's.
-    changed = differences({k: v for k, v in windows.items() if len(v) > 1}, ref_windows)
-    assert not changed, f"windows published with different values: {changed}"
-    assert not (differ := differences(windows, ref_windows)), f"windows: {differ}"
-    # Every window scored, a repeated score identical, as in the clean run.
-    assert set(scores) == set(ref_scores)
-    changed = differences({k: v for k, v in scores.items() if len(v) > 1}, ref_scores)
-    assert not changed, f"scores published with different values: {changed}"
-    assert not (differ := differences(scores, ref_scores)), f"scores: {differ}"
-
-    # No alert_id opened twice with different content; the same alerts as the clean run.
-    twice = {k: v for k, v in alerts.items() if len(v) > 1}
-    assert not twice, f"{len(twice)} alert_ids have two different open messages: {twice}"
-    assert set(alerts) == set(ref_alerts)
-    # Every alert message (open, update, resolved), each published once or repeated
-    # identically, as in the reference run.
-    messages, ref_messages = alert_messages(published), alert_messages(ref_published)
-    assert set(messages) == set(ref_messages), (
-        f"alert messages missing: {sorted(set(ref_messages) - set(messages))[:5]}, "
-        f"extra: {sorted(set(messages) - set(ref_messages))[:5]}"
+    ours, reference = published(settings), published(clean_settings)
+    assert reference.windows and reference.opened, (
+        "the clean run has no windows or no alerts to compare"
     )
-    assert not (differ := differences(messages, ref_messages)), f"alert messages: {differ}"
+    assert all(len(v) == 1 for v in reference.windows.values())
+    assert_same_outputs(ours, reference)

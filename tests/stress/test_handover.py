@@ -21,15 +21,13 @@ from typing import Any
 
 import pytest
 from pipeline_kit import (
-    alert_messages,
-    by_key,
+    Published,
+    assert_same_outputs,
     committed,
-    differences,
     end_offsets,
     gridalarm,
-    opened,
     partition_progress,
-    read_topic,
+    published,
     second_prefix,
     wait_for_worker,
     wait_until,
@@ -48,9 +46,13 @@ SESSION = {"BROKER_SESSION_TIMEOUT": "10"}  # a SIGKILLed member leaves the grou
 @dataclass(frozen=True)
 class Reference:
     events: Path
-    windows: dict[tuple, set[bytes]]
-    scores: dict[tuple, set[bytes]]
-    alerts: dict[tuple, set[bytes]]
+    outputs: Published  # one worker's run of ``events``
+
+
+def differing(ours: dict[tuple, set[bytes]], reference: dict[tuple, set[bytes]]) -> int:
+    """Keys on one side only, plus keys whose contents differ."""
+    both = set(ours) & set(reference)
+    return len(set(ours) ^ set(reference)) + sum(1 for k in both if ours[k] != reference[k])
 
 
 @pytest.fixture(scope="module")
@@ -75,12 +77,7 @@ def reference(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) ->
         gridalarm(ref, "produce", "replay", str(events), "--speed", "max", "--quiet")
         with worker_process(ref, root / "worker-ref.log") as worker:
             wait_for_worker(ref, worker, timeout=300)
-        yield Reference(
-            events,
-            by_key(read_topic(ref, "windows"), "stream", "start"),
-            by_key(read_topic(ref, "scores"), "stream", "start"),
-            alert_messages(read_topic(ref, "alerts")),
-        )
+        yield Reference(events, published(ref))
 
 
 @pytest.mark.parametrize("run", range(RUNS))
@@ -122,32 +119,17 @@ def test_workers_joining_and_leaving_mid_stream_change_nothing(
             wait_for_worker(settings, b, timeout=300)
             stress_row["recovery s"] = time.monotonic() - left
 
-    windows = by_key(read_topic(settings, "windows"), "stream", "start")
-    scores = by_key(read_topic(settings, "scores"), "stream", "start")
-    published = read_topic(settings, "alerts")
-    alerts = alert_messages(published)
-    ref_windows = reference.windows
-    stress_row["windows lost"] = len(set(ref_windows) - set(windows))
-    stress_row["windows extra"] = len(set(windows) - set(ref_windows))
-    stress_row["windows changed"] = sum(
-        1 for k in set(windows) & set(ref_windows) if windows[k] != ref_windows[k]
+    ours, ref = published(settings), reference.outputs
+    stress_row["windows lost"] = len(set(ref.windows) - set(ours.windows))
+    stress_row["windows extra"] = len(set(ours.windows) - set(ref.windows))
+    stress_row["windows changed"] = differing(ours.windows, ref.windows) - (
+        stress_row["windows lost"] + stress_row["windows extra"]
     )
-    stress_row["scores differing"] = len(set(scores) ^ set(reference.scores)) + sum(
-        1 for k in set(scores) & set(reference.scores) if scores[k] != reference.scores[k]
-    )
-    stress_row["alert messages differing"] = len(set(alerts) ^ set(reference.alerts)) + sum(
-        1 for k in set(alerts) & set(reference.alerts) if alerts[k] != reference.alerts[k]
-    )
-    stress_row["duplicate opens"] = sum(1 for v in opened(published).values() if len(v) > 1)
+    stress_row["scores differing"] = differing(ours.scores, ref.scores)
+    stress_row["alert messages differing"] = differing(ours.alerts, ref.alerts)
+    stress_row["duplicate opens"] = sum(1 for v in ours.opened.values() if len(v) > 1)
     logs = "".join(log.read_text(errors="replace") for log in tmp_path.glob("worker-*.log"))
     skipped = re.findall(r"partition \d+: (\d+) offsets before offset \d+ never reached", logs)
     stress_row["offsets never received"] = sum(map(int, skipped))
     notes = "\n".join(re.findall(r".*never reached the worker.*", logs))
-    context = f"when A left, {at_leave}\n{notes}"
-    assert not (differ := differences(windows, ref_windows)), f"windows: {differ}\n{context}"
-    assert set(windows) == set(ref_windows)
-    assert not (differ := differences(scores, reference.scores)), f"scores: {differ}"
-    assert set(scores) == set(reference.scores)
-    assert not (differ := differences(alerts, reference.alerts)), f"alerts: {differ}"
-    assert set(alerts) == set(reference.alerts)
-    assert stress_row["duplicate opens"] == 0
+    assert_same_outputs(ours, ref, context=f"when A left, {at_leave}\n{notes}")
