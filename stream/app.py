@@ -8,9 +8,12 @@ the last message they applied, so a restarted or rebalanced worker that sees mes
 (Faust commits offsets at-least-once) skips what its state already holds.
 
 Per batch, the worker publishes its outputs first and writes the state records after them, the
-partition record last, and lets Faust ack the batch's messages (and so commit their offsets)
-only once the broker has every one of those records. A crash can therefore repeat an output
-(with identical content, because the logic is deterministic) but never lose one. No Faust
+partition record last, and commits a partition's offset itself (not through Faust's acks)
+only once the broker has every one of those records: the offset its state applies next, which
+is also where a worker taking the partition over resumes. A crash can therefore repeat an
+output (with identical content, because the logic is deterministic) but never lose one. The
+messages of a partition are applied strictly in offset order (:mod:`.sequencer`): a hole in
+what the consumer hands over is mended by seeking back, never passed over. No Faust
 ``exactly_once`` (see DESIGN.md).
 
 Silences: every worker reads the whole ``<prefix>.silences`` topic (:mod:`.silence_feed`) and
@@ -30,12 +33,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from gridalarm.config import Settings
 from gridalarm.messages import dumps, heartbeat_message
 from gridalarm.metrics import MetricsBind, serve
 from gridalarm.stream.pipeline import Pipeline
 from gridalarm.stream.processor import BatchResult, PartitionProcessor, RawMessage
+from gridalarm.stream.sequencer import PartitionSequencer
 from gridalarm.stream.silence_feed import SilenceFeed
 from gridalarm.stream.telemetry import WorkerCollector, WorkerStats
 
@@ -43,6 +48,13 @@ log = logging.getLogger("gridalarm.worker")
 
 BATCH_MAX = 2000  # messages per batch: big enough to amortise table writes
 BATCH_WITHIN = 0.05  # seconds to wait for a batch to fill
+# A partition with unapplied messages in the log and no progress for this long is sought back
+# to its state's next offset (see mend_stalls). Long enough that a partition merely queued
+# behind others is never taken for a stalled one; a mistaken seek costs a re-read, no more.
+STALL_AFTER = 30.0
+STALL_CHECK = 5.0
+COMMIT_INTERVAL = 1.0  # seconds between commits of the applied offsets
+REFETCH_PAUSE = 1.5  # seconds the flow stays stopped before a seek (see refetch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +93,7 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
     datadir.mkdir(parents=True, exist_ok=True)
     pipeline = Pipeline.from_settings(settings)
 
-    def topic(kind: str) -> faust.TopicT:
+    def topic(kind: str, acks: bool = True) -> faust.TopicT:
         return app.topic(
             settings.topic(kind),
             key_type=bytes,
@@ -89,9 +101,14 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
             key_serializer="raw",
             value_serializer="raw",
             partitions=settings.partitions,
+            acks=acks,
         )
 
-    events = topic("events")
+    # Faust commits what its streams ack, and it acks messages it skips for its own reasons
+    # (a stale rebalance generation), past messages no worker applied: a stress run lost 640
+    # windows that way. The worker commits the events partitions itself (commit_applied),
+    # with the offset its state says comes next.
+    events = topic("events", acks=False)
     outputs = {kind: topic(kind) for kind in ("windows", "scores", "alerts", "deadletter")}
     # One table for both kinds of record, so that they share one changelog topic: a worker
     # that takes a partition over restores a prefix of that partition's changelog, and a
@@ -103,7 +120,13 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
         "state", default=None, key_type=bytes, value_type=bytes, partitions=settings.partitions
     )
     processors: dict[int, PartitionProcessor] = {}
+    sequencers: dict[int, PartitionSequencer] = {}
+    progress_at: dict[int, float] = {}  # partition -> monotonic time of its last applied batch
+    log_start: dict[int, int] = {}  # partition without state -> the log's first offset
+    applied: dict[int, int] = {}  # partition -> next offset, its state on the broker up to it
+    committed: dict[int, int] = {}  # partition -> the offset this worker committed last
     owned: set[int] = set()  # events partitions this worker holds now
+    seeking = asyncio.Lock()  # one refetch at a time: each stops and resumes the whole flow
     stats = WorkerStats(lateness=settings.lateness)
     if options.metrics is not None:
         serve(_registry(app, events.get_topic_name(), stats), options.metrics)
@@ -125,7 +148,7 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
         return proc
 
     @app.on_rebalance_complete.connect
-    async def _hold_fetches_until_queues_are_cleared(app: faust.App, **kwargs: Any) -> None:
+    async def _on_recovered(app: faust.App, **kwargs: Any) -> None:
         # Faust (0.15) ends a recovery by resuming the stream partitions, seeking them to their
         # committed offsets, clearing every agent queue, and only then resuming the consumer's
         # flow. Whatever its fetcher delivered in between was lost: cleared from the queue
@@ -136,6 +159,24 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
         # With the consumer's flow stopped here (this signal starts both of Faust's ends of a
         # recovery), nothing is delivered until Faust resumes it, after the seek and clear.
         app.consumer.stop_flow()
+        now = time.monotonic()
+        progress_at.update(dict.fromkeys(owned, now))  # the stall clock starts after recovery
+        # A partition without state has applied nothing: it starts at the log's first offset,
+        # whatever the group committed.
+        topic_name = events.get_topic_name()
+        blank = [TP(topic_name, p) for p in owned if state.data.get(_partition_key(p)) is None]
+        if blank:
+            starts = await app.consumer.earliest_offsets(*blank)
+            log_start.update({tp.partition: offset for tp, offset in starts.items()})
+        # Faust seeks the stream partitions to the group's committed offsets next: set them to
+        # where the state resumes, so that the seek lands there (the group's commit can be
+        # ahead: committed by an older version, or reset by hand).
+        resume = {p: o for p in owned if (o := next_offset(p)) is not None}
+        if resume and await commit({p: o for p, o in resume.items() if committed.get(p) != o}):
+            log.info("resuming partitions at the offsets their state applies next: %s", resume)
+            # aiokafka's seek to the committed offsets passes over a commit of 0.
+            for partition, offset in resume.items():
+                await app.consumer.seek(TP(topic_name, partition), offset)
 
     @app.on_partitions_assigned.connect
     async def _own(app: faust.App, assigned: Any, **kwargs: Any) -> None:
@@ -149,6 +190,11 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
             if tp.topic == events.get_topic_name():
                 owned.discard(tp.partition)
                 processors.pop(tp.partition, None)
+                sequencers.pop(tp.partition, None)
+                progress_at.pop(tp.partition, None)
+                log_start.pop(tp.partition, None)
+                applied.pop(tp.partition, None)
+                committed.pop(tp.partition, None)
                 stats.forget(tp.partition)
 
     def publish(partition: int, result: BatchResult) -> list[asyncio.Future]:
@@ -193,40 +239,133 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
             for event in batch:
                 by_partition[event.message.partition].append(event)
             sent: list[asyncio.Future] = []
+            applied_in_batch: list[int] = []
+            seeks: dict[int, int] = {}
             for partition, events_of_partition in by_partition.items():
                 if partition not in owned:
                     # Revoked while this batch waited: the next owner (maybe this worker
-                    # again) reads them from the committed offset. take_events acks every
-                    # event it yielded, and Faust's commit timer can still commit a partition
-                    # that is being revoked, past messages nobody applied (a stress run lost
-                    # 4 offsets of a partition this worker kept across the rebalance); marked
-                    # acked here, Faust never counts them.
-                    for event in events_of_partition:
-                        event.message.acked = True
+                    # again) reads them from the committed offset, which its state set.
                     continue
-                messages = sorted(
-                    (RawMessage(e.message.topic, partition, e.message.offset, e.value)
-                     for e in events_of_partition),
-                    key=lambda raw: raw.offset,
-                )  # fmt: skip
                 proc = processor_for(partition)
-                result = proc.process(messages, feed.silences)
+                # In arrival order: a seek makes offsets go back, and the sequencer tells a
+                # re-fetch from what was fetched before it by exactly that.
+                offsets = [e.message.offset for e in events_of_partition]
+                arrived = {
+                    o: RawMessage(e.message.topic, partition, o, e.value)
+                    for o, e in zip(offsets, events_of_partition, strict=True)
+                }
+                step = sequencer_for(partition).admit(next_offset(partition), offsets)
+                if step.seek_to is not None:
+                    seeks[partition] = step.seek_to
+                if not step.admitted:
+                    continue
+                progress_at[partition] = time.monotonic()
+                result = proc.process([arrived[o] for o in step.admitted], feed.silences)
                 if result.skipped:
                     log.warning(
-                        "partition %d: %d offsets before offset %d never reached the worker",
-                        partition, result.skipped, messages[-1].offset,
+                        "partition %d: %d offsets before offset %d are not in the log",
+                        partition, result.skipped, step.admitted[-1],
                     )  # fmt: skip
                 sent.extend(publish(partition, result))
+                applied_in_batch.append(partition)
                 stats.record(partition, result, proc.state.offset, proc.state.max_time)
             if sent:
-                # The batch's events are acked (and then committed) when this loop body
-                # returns, so their outputs and state must be on the broker first. Faust's
-                # commit flushes its send buffer only while messages keep leaving it: with
-                # none sent for 0.1 s (a busy event loop) it commits anyway, and a worker
-                # killed then has committed offsets whose state never reached the changelog:
-                # the likely cause of a stress run, under CPU load, whose new owner found
-                # the partition 72 offsets past its state (README, Known limits).
+                # A partition's offset is committed once the broker has the outputs and state
+                # of everything before it, never sooner: a worker killed in between leaves
+                # its successor a state at or ahead of the committed offset, never behind.
                 await asyncio.gather(*sent)
+            for partition in applied_in_batch:
+                done = processors.get(partition)
+                if partition in owned and done is not None and done.next_offset is not None:
+                    applied[partition] = done.next_offset
+            if seeks:
+                for partition, offset in seeks.items():
+                    log.warning(
+                        "partition %d: the consumer skipped past offset %d, seeking back to it",
+                        partition, offset,
+                    )  # fmt: skip
+                await refetch(seeks)
+
+    def next_offset(partition: int) -> int | None:
+        """Where the partition resumes: after its state's offset, or at the log's start."""
+        after_state = processor_for(partition).next_offset
+        return after_state if after_state is not None else log_start.get(partition)
+
+    def sequencer_for(partition: int) -> PartitionSequencer:
+        return sequencers.setdefault(partition, PartitionSequencer())
+
+    async def refetch(targets: dict[int, int]) -> None:
+        """Seek partitions back to offsets (partition -> offset) the consumer went past.
+
+        Faust's fetcher overrules a seek made while it iterates a fetch (it records each
+        message it passes on as read, and drops re-fetched ones below that) or while a fetch
+        returns to a stopped flow (it seeks everything to the committed offsets). So: stop the
+        flow, let the fetch in flight come back (its timeout is a second), seek, resume.
+        """
+        async with seeking:
+            generation = app.consumer_generation_id
+            app.consumer.stop_flow()
+            try:
+                await asyncio.sleep(REFETCH_PAUSE)
+                for partition, offset in targets.items():
+                    if app.rebalancing or app.consumer_generation_id != generation:
+                        return  # the rebalance seeks; the sequencers see what remains
+                    if partition not in owned:
+                        continue
+                    stats.refetches += 1
+                    await app.consumer.seek(TP(events.get_topic_name(), partition), offset)
+            finally:
+                # Never resume a flow a rebalance stopped: Faust resumes it after its seeks.
+                if not app.rebalancing and app.consumer_generation_id == generation:
+                    app.consumer.resume_flow()
+
+    @app.timer(interval=COMMIT_INTERVAL)
+    async def commit_applied() -> None:
+        if app.rebalancing:
+            return  # Faust seeks to the committed offsets at the end of a rebalance
+        await commit({p: o for p, o in applied.items() if p in owned and committed.get(p) != o})
+
+    async def commit(offsets: dict[int, int]) -> bool:
+        """Commit events partitions' offsets (partition -> offset); False if not done."""
+        if not offsets:
+            return True
+        topic_name = events.get_topic_name()
+        # Faust's own commit call (no public one takes explicit offsets); it commits only
+        # partitions still assigned, and returns False when a rebalance got there first.
+        done = await app.consumer._commit({TP(topic_name, p): o for p, o in offsets.items()})
+        if done:
+            committed.update(offsets)
+        return bool(done)
+
+    @app.timer(interval=STALL_CHECK)
+    async def mend_stalls() -> None:
+        # A partition whose fetched messages Faust dropped without moving the fetch position
+        # back gets no later message that would show the hole to the sequencer: it stalls
+        # with the log ahead of its state (the restart test's 3,211 messages of one
+        # partition, never delivered). Seen here as no progress for STALL_AFTER seconds
+        # while the log holds messages the state has not applied; mended by a seek.
+        if app.rebalancing or not feed.ready.is_set():
+            return  # no progress expected: the agent waits for the silences
+        now = time.monotonic()
+        topic_name = events.get_topic_name()
+        quiet = [p for p in owned if now - progress_at.get(p, now) > STALL_AFTER]
+        if not quiet:
+            return
+        tps = [TP(topic_name, p) for p in quiet]
+        ends = await app.consumer.highwaters(*tps)
+        stalled: dict[int, int] = {}
+        for tp in tps:
+            want = next_offset(tp.partition)
+            end = ends.get(tp)
+            progress_at[tp.partition] = now  # one mend per STALL_AFTER, not one per check
+            if want is not None and end is not None and end > want:
+                log.warning(
+                    "partition %d: no progress for %.0f s with offsets %d to %d unapplied, "
+                    "seeking back to %d", tp.partition, STALL_AFTER, want, end - 1, want,
+                )  # fmt: skip
+                stalled[tp.partition] = want
+        if stalled:
+            await refetch(stalled)
 
     if settings.idle_timeout is not None:
         idle = settings.idle_timeout
@@ -253,7 +392,6 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
 
 def _registry(app: faust.App, topic: str, stats: WorkerStats) -> Any:
     """The worker's Prometheus registry: its counters, and its consumer's end offsets."""
-    from faust.types import TP
     from prometheus_client import CollectorRegistry
 
     def highwater(partition: int) -> int | None:

@@ -55,9 +55,9 @@ class BatchResult:
     late: int = 0
     score_seconds: float | None = None  # the detector step of this batch, when windows closed
     # Offsets passed over without a message: between the last one applied and the next one
-    # seen, and between the batch's own messages. The events topic's producers leave no
-    # holes, so a count here means messages the consumer never handed over (a rebalance race
-    # in the consumer, or retention deleting what the worker had not read yet).
+    # seen, and between the batch's own messages. The worker's sequencer hands over a hole
+    # only once a re-fetch showed that the log has nothing there (Kafka's retention deleted
+    # messages the worker had not read yet, or a transactional producer's markers).
     skipped: int = 0
 
 
@@ -86,6 +86,11 @@ class PartitionProcessor:
         # partition record does not list yet, when a crash fell between the two writes.
         self.load_stream = load_stream or (lambda name: None)
         self.last_message_at = time.monotonic()
+
+    @property
+    def next_offset(self) -> int | None:
+        """The offset this partition applies next; ``None`` before its first message."""
+        return self.state.offset + 1 if self.state.offset >= 0 else None
 
     @classmethod
     def restore(

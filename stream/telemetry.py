@@ -76,6 +76,7 @@ class WorkerStats:
     windows_closed: int = 0
     late: int = 0
     skipped: int = 0
+    refetches: int = 0  # seeks back to a partition's state after the consumer skipped ahead
     deadletters: Counter[str] = field(default_factory=Counter)
     alerts: Counter[str] = field(default_factory=Counter)
     scores: int = 0
@@ -159,9 +160,15 @@ class WorkerCollector(Collector):
         )
         yield CounterMetricFamily(
             "gridalarm_worker_skipped_offsets",
-            "Events-topic offsets passed over without a message reaching the worker "
+            "Events-topic offsets the log turned out not to have, passed over "
             "(should stay 0: see README, Operating gridalarm).",
             value=stats.skipped,
+        )
+        yield CounterMetricFamily(
+            "gridalarm_worker_refetches",
+            "Seeks back to a partition's next unapplied offset after the consumer skipped "
+            "or stalled past it (see README, Operating gridalarm).",
+            value=stats.refetches,
         )
         yield _by(
             "gridalarm_worker_deadletters",

@@ -18,6 +18,8 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
 
 from gridalarm.config import Settings
 from gridalarm.topics import ensure_topics
@@ -107,6 +109,29 @@ def committed_offsets(settings: Settings, group: str) -> list[tuple[int | None, 
         tps = [TopicPartition(settings.topic("events"), p) for p in range(settings.partitions)]
         ends = consumer.end_offsets(tps)
         return [(consumer.committed(tp), ends[tp]) for tp in tps]
+    finally:
+        consumer.close()
+
+
+def commit_offsets(settings: Settings, group: str, offsets: dict[int, int]) -> None:
+    """Set ``group``'s committed offsets of the events partitions, as an outside client; the
+    broker takes that only from a group with no live member, so this retries for a minute."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka, group_id=group, enable_auto_commit=False
+    )
+    topic = settings.topic("events")
+    commits = {TopicPartition(topic, p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()}
+    try:
+        consumer.assign(list(commits))
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                consumer.commit(commits)
+                return
+            except KafkaError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
     finally:
         consumer.close()
 

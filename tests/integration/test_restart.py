@@ -10,6 +10,12 @@ changes no state, and the logic is deterministic, so anything published again is
 what was published before. A consumer of the output topics may see a window, a score or an
 alert message twice, never two different versions of one, and never misses one. Windows are
 keyed by (stream, start) and alerts by ``alert_id``, which is what such a consumer dedupes on.
+
+The state, not the group's committed offset, says where a partition resumes: Faust can commit
+past messages it skipped without handing them over. Before the second worker starts, the test
+moves the group's committed offsets ahead of the state on every partition with messages left
+(as such a commit would); the second worker must resume each partition where its state says,
+and lose nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from pathlib import Path
 import pytest
 from pipeline_kit import (
     assert_same_outputs,
+    commit_offsets,
     committed,
+    committed_offsets,
     end_offsets,
     gridalarm,
     published,
@@ -39,6 +47,7 @@ WINDOW = 60.0
 # next worker's join waits for that: Faust's default session timeout (60 s) would be most of
 # this test's run time. Faust reads BROKER_SESSION_TIMEOUT from the environment.
 SESSION = {"BROKER_SESSION_TIMEOUT": "10"}
+AHEAD = 500  # offsets the group's commit is moved past the state before the second worker
 
 
 @pytest.fixture
@@ -83,10 +92,19 @@ def test_sigkilled_worker_is_resumed_by_a_new_one_without_losing_or_changing_win
         f"the first worker committed {at_kill} of {total} before the kill: make the data larger"
     )
     assert end_offsets(settings, "windows") > 0, "the first worker published no window"
+    ahead = {
+        partition: min((offset or 0) + AHEAD, end)
+        for partition, (offset, end) in enumerate(committed_offsets(settings, group))
+        if (offset or 0) < end
+    }
+    commit_offsets(settings, group, ahead)  # waits for the killed member's session to end
 
     # -- a second worker with the same id (group, tables) takes over -----------------------------
     with worker_process(settings, tmp_path / "worker-2.log", **SESSION) as second:
         wait_for_worker(settings, second, timeout=300)
+    assert (
+        "resuming partitions at the offsets their state" in (tmp_path / "worker-2.log").read_text()
+    )
 
     # -- a clean single-worker run of the same file on other topics ------------------------------
     gridalarm(clean_settings, "produce", "replay", str(events), "--speed", "max", "--quiet")

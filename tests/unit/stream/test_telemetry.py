@@ -43,12 +43,14 @@ def test_batches_add_up() -> None:
         max_time=1000.0,
     )
     stats.record(0, batch(kinds=Counter({("sim", "JobHeldEvent"): 1})), offset=42, max_time=1010.0)
+    stats.refetches += 2
     text = scrape(stats, highwater=lambda p: 50, now=1100.0)
     assert 'gridalarm_worker_events_total{source="sim",type="JobHeldEvent"} 6.0' in text
     assert 'gridalarm_worker_events_total{source="probe:q",type="gauge"} 2.0' in text
     assert "gridalarm_worker_windows_closed_total 2.0" in text
     assert "gridalarm_worker_late_events_total 1.0" in text
     assert "gridalarm_worker_skipped_offsets_total 3.0" in text
+    assert "gridalarm_worker_refetches_total 2.0" in text
     assert 'gridalarm_worker_deadletters_total{reason="bad_json"} 1.0' in text
     assert 'gridalarm_worker_alerts_total{state="suppressed"} 1.0' in text
     assert 'gridalarm_worker_model_info{model="lstm-forecast@7"} 1.0' in text
