@@ -1,21 +1,21 @@
 """Restart on a real broker: SIGKILL the worker mid-replay, start another, compare with a clean run.
 
-What at-least-once means here: Faust commits acked offsets every second, and the worker acks a
-batch's messages only once the broker has the batch's outputs and then its state (tables
-backed by changelog topics). A worker killed with SIGKILL
-therefore leaves (a) messages after the last commit, which the next worker reads again, and
-(b) possibly outputs published after the last state write, which the next worker publishes
-again. The state records carry the offset of the last message applied, so a re-read message
-changes no state, and the logic is deterministic, so anything published again is identical to
-what was published before. A consumer of the output topics may see a window, a score or an
-alert message twice, never two different versions of one, and never misses one. Windows are
-keyed by (stream, start) and alerts by ``alert_id``, which is what such a consumer dedupes on.
+What at-least-once means here: the worker commits a partition's offset every second, and only
+up to what the broker has the outputs and then the state of (a table backed by a changelog
+topic). A worker killed with SIGKILL therefore leaves (a) messages after the last commit,
+which the next worker reads again, and (b) possibly outputs published after the last state
+write, which the next worker publishes again. The state records carry the offset of the last
+message applied, so a re-read message changes no state, and the logic is deterministic, so
+anything published again is identical to what was published before. A consumer of the output
+topics may see a window, a score or an alert message twice, never two different versions of
+one, and never misses one. Windows are keyed by (stream, start) and alerts by ``alert_id``,
+which is what such a consumer dedupes on.
 
-The state, not the group's committed offset, says where a partition resumes: Faust can commit
-past messages it skipped without handing them over. Before the second worker starts, the test
-moves the group's committed offsets ahead of the state on every partition with messages left
-(as such a commit would); the second worker must resume each partition where its state says,
-and lose nothing.
+The state, not the group's committed offset, says where a partition resumes: the group's commit
+can be ahead of it (Faust's own commits passed messages it skipped, before the worker took
+commits over; an operator may reset offsets). Before the second worker starts, the test moves
+the group's committed offsets 500 past the state on every partition with messages left; the
+second worker must resume each partition where its state says, and lose nothing.
 """
 
 from __future__ import annotations
