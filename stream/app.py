@@ -176,7 +176,7 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
             log.info("resuming partitions at the offsets their state applies next: %s", resume)
             # aiokafka's seek to the committed offsets passes over a commit of 0.
             for partition, offset in resume.items():
-                await app.consumer.seek(TP(topic_name, partition), offset)
+                await seek(partition, offset)
 
     @app.on_partitions_assigned.connect
     async def _own(app: faust.App, assigned: Any, **kwargs: Any) -> None:
@@ -294,6 +294,21 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
     def sequencer_for(partition: int) -> PartitionSequencer:
         return sequencers.setdefault(partition, PartitionSequencer())
 
+    async def seek(partition: int, offset: int) -> None:
+        """Seek an events partition, in the consumer's own thread.
+
+        Faust's ``Consumer.seek`` calls aiokafka's from the worker's thread while aiokafka's
+        fetcher runs in the consumer's: both deleted the partition's fetched records at once
+        and the fetcher crashed with a KeyError in ``fetched_records``, taking the worker down
+        (a stress run, at the seek that ends a recovery). Queued to the consumer's thread, the
+        seek runs between its fetches; Faust's read offset is then set as its own seek sets it,
+        so that the messages from ``offset`` on are delivered again.
+        """
+        tp = TP(events.get_topic_name(), partition)
+        thread = app.consumer._thread  # private in Faust 0.15: its only way into that thread
+        await thread.call_thread(thread.seek, tp, offset)
+        app.consumer._read_offset[tp] = offset if offset else None
+
     async def refetch(targets: dict[int, int]) -> None:
         """Seek partitions back to offsets (partition -> offset) the consumer went past.
 
@@ -313,7 +328,7 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
                     if partition not in owned:
                         continue
                     stats.refetches += 1
-                    await app.consumer.seek(TP(events.get_topic_name(), partition), offset)
+                    await seek(partition, offset)
             finally:
                 # Never resume a flow a rebalance stopped: Faust resumes it after its seeks.
                 if not app.rebalancing and app.consumer_generation_id == generation:
