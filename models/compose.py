@@ -47,8 +47,11 @@ class Thresholded:
             else:
                 got, new = self.threshold.apply(raw, kept, np.asarray(out.learn, bool)[ready])
             scores[ready] = np.clip(got, 0.0, 100.0)
-            for k, i in enumerate(ready):
-                thr_states[i] = new[k]
+            if len(ready) == len(saved):  # the usual case: no per-stream copying
+                thr_states = list(new)
+            else:
+                for k, i in enumerate(ready):
+                    thr_states[i] = new[k]
         tag = f"{self.name}@{self.version}"
         return Scored(
             scores=scores,

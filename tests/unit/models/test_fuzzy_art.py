@@ -3,7 +3,10 @@ worked out by hand."""
 
 from __future__ import annotations
 
+import doctest
+
 import numpy as np
+import pytest
 
 from gridalarm.models import fuzzy_art
 
@@ -18,6 +21,23 @@ def test_encode_complements_exactly_on_the_grid() -> None:
     x = fuzzy_art.encode(np.array([[0.0, 0.5, 1.0, 1.7]]))
     assert x.tolist() == [[0, 128, 255, 255, 255, 127, 0, 0]]
     assert set(x.sum(axis=1).tolist()) == {4 * 255}  # every pattern has the same L1 norm
+
+
+@pytest.mark.parametrize("width", [8, 32, 256, 12, 264])
+def test_byte_sums_equal_plain_sums_at_every_width(width: int) -> None:
+    # 8..256 in whole words take the word-wise path, 12 and 264 the plain sum; all-255 rows
+    # are the largest sums, where a lane carrying into the next would show.
+    a = np.random.default_rng(width).integers(0, 256, (40, 5, width), dtype=np.uint8)
+    a[0] = 255
+    got = fuzzy_art.byte_sums(a)
+    assert got.dtype == np.uint16
+    assert np.array_equal(got, a.sum(axis=-1, dtype=np.uint16))
+    assert np.array_equal(fuzzy_art.byte_sums(a[:, :, ::-1]), got)  # not contiguous: plain
+
+
+def test_module_doctests_pass() -> None:
+    failures, tried = doctest.testmod(fuzzy_art)
+    assert tried > 0 and failures == 0
 
 
 def test_match_of_a_box_against_a_pattern() -> None:
