@@ -102,9 +102,9 @@ def byte_sums(a: np.ndarray) -> np.ndarray:
         return a.sum(axis=-1, dtype=np.uint16)
     words = a.view(np.uint64)
     lanes = (words & _BYTE_LANES) + ((words >> np.uint64(8)) & _BYTE_LANES)
-    total = lanes[..., 0].copy()
+    total = lanes[..., 0]
     for k in range(1, width // 8):  # a few words: adding them by hand beats a reduce
-        total += lanes[..., k]
+        total = total + lanes[..., k]
     return ((total * _LANE_ONES) >> np.uint64(48)).astype(np.uint16)
 
 
