@@ -273,7 +273,12 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
                 # A partition's offset is committed once the broker has the outputs and state
                 # of everything before it, never sooner: a worker killed in between leaves
                 # its successor a state at or ahead of the committed offset, never behind.
-                await asyncio.gather(*sent)
+                # asyncio.wait, not gather: a worker stopping cancels this wait, never the
+                # delivery futures, which Faust resolves when the broker answers (cancelled,
+                # each made it log an InvalidStateError traceback at a SIGTERM mid-batch).
+                done, _ = await asyncio.wait(sent)
+                for future in done:
+                    future.result()  # a failed delivery stops the worker, as before
             for partition in applied_in_batch:
                 done = processors.get(partition)
                 if partition in owned and done is not None and done.next_offset is not None:
