@@ -56,10 +56,13 @@ test: install lint system-packages
 	exit $$status
 
 # Fault loops on a real broker (tests/stress; an hour or more): workers joining and leaving
-# mid-stream, each run compared with one worker's outputs; a table of the runs at the end.
+# mid-stream (STRESS_RUNS runs) and one replay whose worker is SIGKILLed STRESS_KILLS times,
+# each run compared with one worker's outputs; a table of the runs at the end.
 STRESS_RUNS ?= 50
+STRESS_KILLS ?= 10
 stress: install
-	GRIDALARM_STRESS=1 GRIDALARM_STRESS_RUNS=$(STRESS_RUNS) $(BIN)/pytest -q tests/stress
+	GRIDALARM_STRESS=1 GRIDALARM_STRESS_RUNS=$(STRESS_RUNS) GRIDALARM_STRESS_KILLS=$(STRESS_KILLS) \
+	  $(BIN)/pytest -q tests/stress
 
 demo: install
 	$(BIN)/gridalarm demo

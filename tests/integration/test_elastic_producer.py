@@ -29,9 +29,9 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 from pipeline_kit import REPO_ROOT, settings_env
 from shared_data import event_logs
+from topic_collector import TopicCollector
 
 from gridalarm.config import Settings
 from gridalarm.producers.elastic import (
@@ -45,7 +45,7 @@ from gridalarm.producers.elastic import (
 from gridalarm.producers.elastic_producer import ElasticConfig, ElasticProducer
 from gridalarm.producers.eventlog import ReadConfig, read_events
 from gridalarm.producers.sink import EventSink, SinkConfig
-from gridalarm.timeutil import format_time
+from gridalarm.timeutil import format_time, parse_time
 
 pytestmark = pytest.mark.integration
 
@@ -134,37 +134,9 @@ def expected_counts(docs: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
 # -- Kafka ------------------------------------------------------------------------------------
 
 
-class Collector:
-    """Every message of a topic so far, read incrementally."""
-
-    def __init__(self, settings: Settings, kind: str = "events") -> None:
-        self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False)
-        tps = [TopicPartition(settings.topic(kind), p) for p in range(settings.partitions)]
-        self.consumer.assign(tps)
-        self.consumer.seek_to_beginning(*tps)
-        self.messages: list[dict[str, Any]] = []
-
-    def events(self) -> list[dict[str, Any]]:
-        for records in self.consumer.poll(timeout_ms=200, max_records=100_000).values():
-            self.messages += [orjson.loads(r.value) for r in records]
-        return [m for m in self.messages if not m.get("heartbeat")]
-
-    def wait_for(self, count: int, timeout: float = 90.0, by_n: bool = False) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while True:
-            got = self.events()
-            have = sum(m.get("n", 1) for m in got) if by_n else len(got)
-            if have >= count:
-                return got
-            assert time.monotonic() < deadline, f"{have} of {count} arrived"
-
-    def close(self) -> None:
-        self.consumer.close()
-
-
 @pytest.fixture
-def collector(kafka_settings: Settings) -> Iterator[Collector]:
-    c = Collector(kafka_settings)
+def collector(kafka_settings: Settings) -> Iterator[TopicCollector]:
+    c = TopicCollector(kafka_settings)
     yield c
     c.close()
 
@@ -200,15 +172,35 @@ def run_producer(
     return asyncio.run(main())
 
 
-def cli(settings: Settings, url: str, prefix: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*CLI, "--url", url, "--index", f"{prefix}fifebatch-logs-*", *args],
-        env=settings_env(settings),
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def cli(
+    settings: Settings, url: str, prefix: str, *args: str, stderr: Path | None = None
+) -> subprocess.Popen[str]:
+    """The producer CLI as a child process; its stderr piped, or written to ``stderr`` (a file
+    a test can read while the producer runs)."""
+    err = None if stderr is None else stderr.open("w")
+    try:
+        return subprocess.Popen(
+            [*CLI, "--url", url, "--index", f"{prefix}fifebatch-logs-*", *args],
+            env=settings_env(settings),
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE if err is None else err,
+            text=True,
+        )
+    finally:
+        if err is not None:
+            err.close()  # the child has its own copy
+
+
+def wait_for_text(
+    path: Path, text: str, proc: subprocess.Popen[str], timeout: float = 60.0
+) -> None:
+    """Until ``text`` appears in the file ``path`` while ``proc`` keeps running."""
+    deadline = time.monotonic() + timeout
+    while text not in path.read_text(errors="replace"):
+        assert proc.poll() is None, f"the producer exited: {path.read_text(errors='replace')}"
+        assert time.monotonic() < deadline, f"no {text!r} in {path.name} after {timeout} s"
+        time.sleep(0.05)
 
 
 def kill_after_checkpoint(proc: subprocess.Popen[str], path: Path, field: str) -> None:
@@ -232,7 +224,7 @@ def test_backfill_delivers_every_document_once(
     es_url: str,
     es_index_prefix: str,
     kafka_settings: Settings,
-    collector: Collector,
+    collector: TopicCollector,
     tmp_path: Path,
 ) -> None:
     index_documents(es_client, es_index_prefix, DOCS)
@@ -263,7 +255,7 @@ def test_cli_killed_mid_backfill_then_restarted_sends_each_document_once(
     es_url: str,
     es_index_prefix: str,
     kafka_settings: Settings,
-    collector: Collector,
+    collector: TopicCollector,
     tmp_path: Path,
 ) -> None:
     index_documents(es_client, es_index_prefix, DOCS)
@@ -285,7 +277,7 @@ def test_aggregate_counts_add_up_across_a_kill_and_restart(
     es_url: str,
     es_index_prefix: str,
     kafka_settings: Settings,
-    collector: Collector,
+    collector: TopicCollector,
     tmp_path: Path,
 ) -> None:
     index_documents(es_client, es_index_prefix, DOCS)
@@ -314,7 +306,7 @@ def test_bad_documents_are_dead_lettered_with_a_reason(
     es_url: str,
     es_index_prefix: str,
     kafka_settings: Settings,
-    collector: Collector,
+    collector: TopicCollector,
 ) -> None:
     good = DOCS[:200]
     bad = [
@@ -335,7 +327,7 @@ def test_bad_documents_are_dead_lettered_with_a_reason(
     stats = run_producer(kafka_settings, es_url, config, None)
     assert stats.deadletters == 4
     assert_once(collector.wait_for(len(good)), good)
-    dead = Collector(kafka_settings, "deadletter")
+    dead = TopicCollector(kafka_settings, "deadletter")
     try:
         deadline = time.monotonic() + 30
         while len(dead.events()) < 4:
@@ -384,7 +376,7 @@ def own_node(tmp_path: Path, local_es_jars: Path) -> Iterator[Any]:
 
 
 def test_follow_survives_an_elasticsearch_stop_and_start(
-    own_node: Any, kafka_settings: Settings, collector: Collector, tmp_path: Path
+    own_node: Any, kafka_settings: Settings, collector: TopicCollector, tmp_path: Path
 ) -> None:
     from elasticsearch import Elasticsearch
 
@@ -397,12 +389,12 @@ def test_follow_survives_an_elasticsearch_stop_and_start(
         index_documents(client, prefix, early)
     args = ["--follow", "--lag", "10s", "--poll", "0.3s", "--retry-for", "0"]
     args += ["--checkpoint", str(tmp_path / "follow.json")]
-    proc = cli(kafka_settings, url, prefix, *args)
+    log = tmp_path / "producer.err"
+    proc = cli(kafka_settings, url, prefix, *args, stderr=log)
     try:
         collector.wait_for(len(early))
         own_node.stop()
-        time.sleep(2)  # the producer meets a dead node and retries
-        assert proc.poll() is None
+        wait_for_text(log, "retrying", proc)  # the producer met the dead node and keeps on
         own_node.start()
         url = own_node.url
         # New documents, as a live schedd writes them: stamped just now (several per ms),
@@ -415,15 +407,18 @@ def test_follow_survives_an_elasticsearch_stop_and_start(
         late = [{k: v for k, v in d.items() if v is not None} for d in late]
         with Elasticsearch(url, request_timeout=60) as client:
             index_documents(client, prefix, late)
-        events = collector.wait_for(len(DOCS), timeout=180)
-        time.sleep(1.5)  # a few more passes: nothing more may come
-        assert_once(collector.events(), early + late)
-        assert len(events) >= len(DOCS)
+        collector.wait_for(len(DOCS), timeout=180)
+        # Passes until the producer has read a second past the newest document: had it read
+        # anything twice (across the node's restart), it would be in hand by then.
+        newest = max(parse_time(d["@timestamp"]) for d in late)
+        events = collector.wait_for_heartbeats(newest + 1.0)
+        assert_once(events, early + late)
     finally:
         proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=60)
+        proc.communicate(timeout=60)
+    err = log.read_text(errors="replace")
     assert proc.returncode == 0, err
-    assert "retrying" in err and "answers again" in err
+    assert "answers again" in err
 
 
 def test_cms_documents_through_the_mapping_file(
@@ -431,7 +426,7 @@ def test_cms_documents_through_the_mapping_file(
     es_url: str,
     es_index_prefix: str,
     kafka_settings: Settings,
-    collector: Collector,
+    collector: TopicCollector,
 ) -> None:
     from elasticsearch import helpers
 
@@ -490,7 +485,7 @@ def test_follow_with_aggregate_counts_each_window_once(
     es_url: str,
     es_index_prefix: str,
     kafka_settings: Settings,
-    collector: Collector,
+    collector: TopicCollector,
     tmp_path: Path,
 ) -> None:
     """Live counts: windows are sent once they are older than the lag, each exactly once,
@@ -511,8 +506,10 @@ def test_follow_with_aggregate_counts_each_window_once(
         second = stamped(ordered[300:], time.time())
         index_documents(es_client, es_index_prefix, second)
         collector.wait_for(len(first) + len(second), by_n=True, timeout=60)
-        time.sleep(3)  # several more passes past the lag: nothing more may come
-        events = collector.events()
+        # Several windows past the newest document's: a window counted twice would be in
+        # hand by then.
+        newest = max(parse_time(d["@timestamp"]) for d in second)
+        events = collector.wait_for_heartbeats(newest + 3.0)
     finally:
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)

@@ -23,6 +23,14 @@ COLUMNS = (
 )  # fmt: skip
 
 
+@pytest.fixture(scope="session")
+def reference(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The simulated file and one worker's outputs for it (computed once for all loops)."""
+    from stress_kit import make_reference
+
+    return make_reference(kafka_bootstrap, tmp_path_factory.mktemp("reference"))
+
+
 @pytest.fixture
 def stress_row() -> dict[str, Any]:
     """This run's row of the table (filled by the test, kept even when it fails)."""

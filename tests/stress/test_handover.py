@@ -13,71 +13,27 @@ consecutive runs with no difference.
 from __future__ import annotations
 
 import os
-import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pipeline_kit import (
-    Published,
-    assert_same_outputs,
     committed,
     end_offsets,
     gridalarm,
     partition_progress,
-    published,
-    second_prefix,
     wait_for_worker,
     wait_until,
     worker_process,
 )
+from stress_kit import SESSION, WINDOW, Reference, compare_run
 
 from gridalarm.config import Settings
 
 pytestmark = pytest.mark.integration
 
 RUNS = int(os.environ.get("GRIDALARM_STRESS_RUNS", "50"))
-WINDOW = 60.0
-SESSION = {"BROKER_SESSION_TIMEOUT": "10"}  # a SIGKILLed member leaves the group after 10 s
-
-
-@dataclass(frozen=True)
-class Reference:
-    events: Path
-    outputs: Published  # one worker's run of ``events``
-
-
-def differing(ours: dict[tuple, set[bytes]], reference: dict[tuple, set[bytes]]) -> int:
-    """Keys on one side only, plus keys whose contents differ."""
-    both = set(ours) & set(reference)
-    return len(set(ours) ^ set(reference)) + sum(1 for k in both if ours[k] != reference[k])
-
-
-@pytest.fixture(scope="module")
-def reference(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The simulated file and one worker's outputs for it (computed once for all runs)."""
-    from gridalarm.topics import ensure_topics
-
-    root = tmp_path_factory.mktemp("reference")
-    base = Settings(
-        kafka=kafka_bootstrap, topic_prefix=f"stress-{os.getpid()}", partitions=8,
-        state_dir=root / "state", window=WINDOW,
-    )  # fmt: skip
-    ensure_topics(base, kafka_bootstrap)
-    sim = root / "sim"
-    gridalarm(
-        base,
-        "simulate", "--streams", "16", "--days", "0.3", "--window", "1m",
-        "--incidents", "outage,hold_storm,disconnect_storm", "--seed", "41", "--out", str(sim),
-    )  # fmt: skip
-    events = sim / "events.jsonl"
-    with second_prefix(base, "ref") as ref:
-        gridalarm(ref, "produce", "replay", str(events), "--speed", "max", "--quiet")
-        with worker_process(ref, root / "worker-ref.log") as worker:
-            wait_for_worker(ref, worker, timeout=300)
-        yield Reference(events, published(ref))
 
 
 @pytest.mark.parametrize("run", range(RUNS))
@@ -119,18 +75,4 @@ def test_workers_joining_and_leaving_mid_stream_change_nothing(
             wait_for_worker(settings, b, timeout=300)
             stress_row["recovery s"] = time.monotonic() - left
 
-    ours, ref = published(settings), reference.outputs
-    stress_row["windows lost"] = len(set(ref.windows) - set(ours.windows))
-    stress_row["windows extra"] = len(set(ours.windows) - set(ref.windows))
-    stress_row["windows changed"] = differing(ours.windows, ref.windows) - (
-        stress_row["windows lost"] + stress_row["windows extra"]
-    )
-    stress_row["scores differing"] = differing(ours.scores, ref.scores)
-    stress_row["alert messages differing"] = differing(ours.alerts, ref.alerts)
-    stress_row["duplicate opens"] = sum(1 for v in ours.opened.values() if len(v) > 1)
-    logs = "".join(log.read_text(errors="replace") for log in tmp_path.glob("worker-*.log"))
-    skipped = re.findall(r"partition \d+: (\d+) offsets before offset \d+ are not in the log", logs)
-    stress_row["offsets passed over"] = sum(map(int, skipped))
-    stress_row["refetches"] = len(re.findall(r"seeking back to", logs))
-    notes = "\n".join(re.findall(r".*(?:are not in the log|seeking back to).*", logs))
-    assert_same_outputs(ours, ref, context=f"when A left, {at_leave}\n{notes}")
+    compare_run(settings, reference, tmp_path, stress_row, f"when A left, {at_leave}")

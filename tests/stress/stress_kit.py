@@ -1,0 +1,86 @@
+"""What the fault loops share: the reference run, and one run's outputs compared with it.
+
+Every loop replays the same simulated file to a fresh prefix, puts its workers through a fault,
+and compares every window, score and alert message with one worker's undisturbed run of the
+file (:class:`Reference`, computed once per session), filling its row of the table.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline_kit import (
+    Published,
+    assert_same_outputs,
+    gridalarm,
+    published,
+    second_prefix,
+    wait_for_worker,
+    worker_process,
+)
+
+from gridalarm.config import Settings
+
+WINDOW = 60.0
+SESSION = {"BROKER_SESSION_TIMEOUT": "10"}  # a SIGKILLed member leaves the group after 10 s
+
+
+@dataclass(frozen=True)
+class Reference:
+    events: Path
+    outputs: Published  # one worker's run of ``events``
+
+
+def make_reference(kafka_bootstrap: str, root: Path) -> Reference:
+    """Simulate the file and run one worker over it, undisturbed."""
+    from gridalarm.topics import ensure_topics
+
+    base = Settings(
+        kafka=kafka_bootstrap, topic_prefix=f"stress-{os.getpid()}", partitions=8,
+        state_dir=root / "state", window=WINDOW,
+    )  # fmt: skip
+    ensure_topics(base, kafka_bootstrap)
+    sim = root / "sim"
+    gridalarm(
+        base,
+        "simulate", "--streams", "16", "--days", "0.3", "--window", "1m",
+        "--incidents", "outage,hold_storm,disconnect_storm", "--seed", "41", "--out", str(sim),
+    )  # fmt: skip
+    events = sim / "events.jsonl"
+    with second_prefix(base, "ref") as ref:
+        gridalarm(ref, "produce", "replay", str(events), "--speed", "max", "--quiet")
+        with worker_process(ref, root / "worker-ref.log") as worker:
+            wait_for_worker(ref, worker, timeout=300)
+        return Reference(events, published(ref))
+
+
+def differing(ours: dict[tuple, set[bytes]], reference: dict[tuple, set[bytes]]) -> int:
+    """Keys on one side only, plus keys whose contents differ."""
+    both = set(ours) & set(reference)
+    return len(set(ours) ^ set(reference)) + sum(1 for k in both if ours[k] != reference[k])
+
+
+def compare_run(
+    settings: Settings, reference: Reference, logs: Path, row: dict[str, Any], context: str
+) -> None:
+    """Fill ``row`` with how this run's outputs differ from the reference's, then assert that
+    they do not. ``logs``: the folder of the run's ``worker-*.log`` files."""
+    ours, ref = published(settings), reference.outputs
+    row["windows lost"] = len(set(ref.windows) - set(ours.windows))
+    row["windows extra"] = len(set(ours.windows) - set(ref.windows))
+    row["windows changed"] = differing(ours.windows, ref.windows) - (
+        row["windows lost"] + row["windows extra"]
+    )
+    row["scores differing"] = differing(ours.scores, ref.scores)
+    row["alert messages differing"] = differing(ours.alerts, ref.alerts)
+    row["duplicate opens"] = sum(1 for v in ours.opened.values() if len(v) > 1)
+    text = "".join(log.read_text(errors="replace") for log in sorted(logs.glob("worker-*.log")))
+    skipped = re.findall(r"partition \d+: (\d+) offsets before offset \d+ are not in the log", text)
+    row["offsets passed over"] = sum(map(int, skipped))
+    row["refetches"] = len(re.findall(r"seeking back to", text))
+    notes = "\n".join(re.findall(r".*(?:are not in the log|seeking back to).*", text))
+    assert_same_outputs(ours, ref, context=f"{context}\n{notes}")
