@@ -276,8 +276,8 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
                 # asyncio.wait, not gather: a worker stopping cancels this wait, never the
                 # delivery futures, which Faust resolves when the broker answers (cancelled,
                 # each made it log an InvalidStateError traceback at a SIGTERM mid-batch).
-                done, _ = await asyncio.wait(sent)
-                for future in done:
+                delivered, _ = await asyncio.wait(sent)
+                for future in delivered:
                     future.result()  # a failed delivery stops the worker, as before
             for partition in applied_in_batch:
                 done = processors.get(partition)
