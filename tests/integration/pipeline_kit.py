@@ -27,6 +27,11 @@ from gridalarm.topics import ensure_topics
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def worker_group(settings: Settings) -> str:
+    """The consumer group (and worker id) of the workers these helpers start for ``settings``."""
+    return f"{settings.topic_prefix}-worker"
+
+
 def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment that gives a child process these settings."""
     env = {
@@ -37,7 +42,7 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
         "GRIDALARM_WINDOW": str(settings.window),
         "GRIDALARM_LATENESS": str(settings.lateness),
         "GRIDALARM_STATE_DIR": str(settings.state_dir),
-        "GRIDALARM_WORKER_ID": f"{settings.topic_prefix}-worker",
+        "GRIDALARM_WORKER_ID": worker_group(settings),
     }
     env.update(extra)
     return env
@@ -157,7 +162,7 @@ def wait_for_worker(settings: Settings, proc: subprocess.Popen, timeout: float =
 
     def caught_up() -> bool:
         assert proc.poll() is None, f"worker exited with {proc.returncode}"
-        return committed(settings, f"{settings.topic_prefix}-worker") >= total
+        return committed(settings, worker_group(settings)) >= total
 
     try:
         wait_until(caught_up, timeout, f"the worker to consume {total} events")
@@ -169,7 +174,7 @@ def wait_for_worker(settings: Settings, proc: subprocess.Popen, timeout: float =
 
 def partition_progress(settings: Settings) -> str:
     """Per events partition: the worker group's committed offset and the end offset."""
-    offsets = committed_offsets(settings, f"{settings.topic_prefix}-worker")
+    offsets = committed_offsets(settings, worker_group(settings))
     rows = [f"  {p}: committed {offset} of {end}" for p, (offset, end) in enumerate(offsets)]
     return "events partitions:\n" + "\n".join(rows)
 
@@ -228,7 +233,7 @@ def delete_prefixed_topics(settings: Settings) -> None:
     with contextlib.suppress(Exception):
         admin = KafkaAdminClient(bootstrap_servers=settings.kafka, bootstrap_timeout_ms=5000)
         try:
-            mine = (f"{settings.topic_prefix}.", f"{settings.topic_prefix}-worker")
+            mine = (f"{settings.topic_prefix}.", worker_group(settings))
             names = [t for t in admin.list_topics() if t.startswith(mine)]
             if names:
                 admin.delete_topics(names)

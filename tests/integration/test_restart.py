@@ -35,6 +35,7 @@ from pipeline_kit import (
     second_prefix,
     wait_for_worker,
     wait_until,
+    worker_group,
     worker_process,
 )
 
@@ -75,7 +76,7 @@ def test_sigkilled_worker_is_resumed_by_a_new_one_without_losing_or_changing_win
     gridalarm(settings, "produce", "replay", str(events), "--speed", "max", "--quiet")
     total = end_offsets(settings, "events")
     assert 20_000 < total < 100_000
-    group = f"{settings.topic_prefix}-worker"
+    group = worker_group(settings)
 
     # -- the first worker: killed once it has committed some but not all of the events ---------
     with worker_process(settings, tmp_path / "worker-1.log", **SESSION) as first:

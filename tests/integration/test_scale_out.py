@@ -26,6 +26,7 @@ from pipeline_kit import (
     second_prefix,
     wait_for_worker,
     wait_until,
+    worker_group,
     worker_process,
 )
 
@@ -54,7 +55,7 @@ def single_settings(settings: Settings) -> Iterator[Settings]:
 
 def group_shares(settings: Settings) -> list[set[int]]:
     """Events partitions of each member of the worker group, as the broker describes it."""
-    group = f"{settings.topic_prefix}-worker"
+    group = worker_group(settings)
     topic = settings.topic("events")
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka, bootstrap_timeout_ms=10_000)
     try:
@@ -110,7 +111,7 @@ def test_a_worker_joining_mid_stream_takes_partitions_over_and_the_two_match_one
         "--incidents", "outage,hold_storm,disconnect_storm", "--seed", "31", "--out", str(sim),
     )  # fmt: skip
     events = sim / "events.jsonl"
-    group = f"{settings.topic_prefix}-worker"
+    group = worker_group(settings)
     topic = settings.topic("events")
     logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,13 @@ from typing import Any
 from pipeline_kit import (
     Published,
     assert_same_outputs,
+    committed,
+    end_offsets,
     gridalarm,
     published,
     second_prefix,
     wait_for_worker,
+    worker_group,
     worker_process,
 )
 
@@ -56,6 +60,37 @@ def make_reference(kafka_bootstrap: str, root: Path) -> Reference:
         with worker_process(ref, root / "worker-ref.log") as worker:
             wait_for_worker(ref, worker, timeout=300)
         return Reference(events, published(ref))
+
+
+@dataclass(frozen=True)
+class Replay:
+    """One run's copy of the reference file, replayed whole to the run's own prefix."""
+
+    settings: Settings  # the run's prefix, at the reference's window size
+    group: str  # its workers' consumer group
+    total: int  # messages on its events topic
+
+    def committed(self) -> int:
+        return committed(self.settings, self.group)
+
+    def committed_at_least(self, offsets: float, *workers: Any) -> Callable[[], bool]:
+        """A check for ``wait_until``: every worker of ``workers`` still runs, and the group
+        has committed ``offsets`` messages or more."""
+
+        def check() -> bool:
+            for proc in workers:
+                assert proc.poll() is None, f"a worker exited with {proc.returncode}"
+            return self.committed() >= offsets
+
+        return check
+
+
+def replay(kafka_settings: Settings, reference: Reference, row: dict[str, Any]) -> Replay:
+    """Replay the reference file to this run's prefix; its size goes into ``row``."""
+    settings = kafka_settings.model_copy(update={"window": WINDOW})
+    gridalarm(settings, "produce", "replay", str(reference.events), "--speed", "max", "--quiet")
+    row["events"] = total = end_offsets(settings, "events")
+    return Replay(settings, worker_group(settings), total)
 
 
 def differing(ours: dict[tuple, set[bytes]], reference: dict[tuple, set[bytes]]) -> int:

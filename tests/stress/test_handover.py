@@ -18,16 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_kit import (
-    committed,
-    end_offsets,
-    gridalarm,
-    partition_progress,
-    wait_for_worker,
-    wait_until,
-    worker_process,
-)
-from stress_kit import SESSION, WINDOW, Reference, compare_run
+from pipeline_kit import partition_progress, wait_for_worker, wait_until, worker_process
+from stress_kit import SESSION, Reference, compare_run, replay
 
 from gridalarm.config import Settings
 
@@ -44,27 +36,18 @@ def test_workers_joining_and_leaving_mid_stream_change_nothing(
     tmp_path: Path,
     stress_row: dict[str, Any],
 ) -> None:
-    settings = kafka_settings.model_copy(update={"window": WINDOW})
     leave = "SIGTERM" if run % 2 == 0 else "SIGKILL"
     stress_row.update(fault=f"join, then leave by {leave}", run=run)
-    group = f"{settings.topic_prefix}-worker"
-    gridalarm(settings, "produce", "replay", str(reference.events), "--speed", "max", "--quiet")
-    total = end_offsets(settings, "events")
-    stress_row["events"] = total
-
-    def reached(share: float, *procs: Any) -> Any:
-        def check() -> bool:
-            for proc in procs:
-                assert proc.poll() is None, f"a worker exited with {proc.returncode}"
-            return committed(settings, group) >= total * share
-
-        return check
+    replayed = replay(kafka_settings, reference, stress_row)
+    settings, total = replayed.settings, replayed.total
 
     with worker_process(settings, tmp_path / "worker-a.log", **SESSION) as a:
-        wait_until(reached(0.2, a), 180, "worker A to commit a fifth", 0.1)
+        fifth = replayed.committed_at_least(0.2 * total, a)
+        wait_until(fifth, 180, "worker A to commit a fifth", 0.1)
         with worker_process(settings, tmp_path / "worker-b.log", **SESSION) as b:
-            wait_until(reached(0.5, a, b), 300, "workers A and B to commit half", 0.1)
-            assert committed(settings, group) < total, "all committed before A left: more data"
+            half = replayed.committed_at_least(0.5 * total, a, b)
+            wait_until(half, 300, "workers A and B to commit half", 0.1)
+            assert replayed.committed() < total, "all committed before A left: more data"
             left = time.monotonic()
             if leave == "SIGTERM":
                 a.terminate()

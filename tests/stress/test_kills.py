@@ -16,21 +16,12 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_kit import (
-    committed,
-    end_offsets,
-    gridalarm,
-    partition_progress,
-    wait_for_worker,
-    wait_until,
-    worker_process,
-)
-from stress_kit import SESSION, WINDOW, Reference, compare_run
+from pipeline_kit import partition_progress, wait_for_worker, wait_until, worker_process
+from stress_kit import SESSION, Reference, compare_run, replay
 
 from gridalarm.config import Settings
 
@@ -48,43 +39,35 @@ def test_a_worker_killed_again_and_again_changes_nothing(
     tmp_path: Path,
     stress_row: dict[str, Any],
 ) -> None:
-    settings = kafka_settings.model_copy(update={"window": WINDOW})
     seed = int(os.environ.get("GRIDALARM_STRESS_SEED", str(run)))
     rng = random.Random(seed)
     points = sorted(rng.uniform(0.02, 0.9) for _ in range(KILLS))
     stress_row.update(fault=f"{KILLS} SIGKILLs in one replay (seed {seed})", run=run)
-    group = f"{settings.topic_prefix}-worker"
-    gridalarm(settings, "produce", "replay", str(reference.events), "--speed", "max", "--quiet")
-    total = end_offsets(settings, "events")
-    stress_row["events"] = total
+    replayed = replay(kafka_settings, reference, stress_row)
+    settings, total = replayed.settings, replayed.total
 
     recoveries: list[float] = []  # each kill to the next worker's first commit
     killed_at: float | None = None
     history: list[str] = []
 
-    def recovered(proc: Any, since: int) -> None:
-        def check() -> bool:
-            assert proc.poll() is None, f"a worker exited with {proc.returncode}"
-            return committed(settings, group) > since
-
-        wait_until(check, 300, "the next worker's first commit", 0.05)
+    def recovered(worker: Any) -> None:
+        first = replayed.committed_at_least(replayed.committed() + 1, worker)
+        wait_until(first, 300, "the next worker's first commit", 0.05)
         if killed_at is not None:
             recoveries.append(time.monotonic() - killed_at)
 
-    def reached(share: float) -> Callable[[], bool]:
-        return lambda: committed(settings, group) >= total * share
-
     for k, share in enumerate(points):
         with worker_process(settings, tmp_path / f"worker-{k:02d}.log", **SESSION) as worker:
-            recovered(worker, committed(settings, group))
-            wait_until(reached(share), 300, f"worker {k} to commit {share:.2f}", 0.05)
-            assert committed(settings, group) < total, "all committed before the kill: more data"
+            recovered(worker)
+            reached = replayed.committed_at_least(share * total, worker)
+            wait_until(reached, 300, f"worker {k} to commit {share:.2f}", 0.05)
+            assert replayed.committed() < total, "all committed before the kill: more data"
             worker.kill()
             worker.wait(timeout=60)
             killed_at = time.monotonic()
             history.append(f"kill {k} at {share:.3f}: {partition_progress(settings)}")
     with worker_process(settings, tmp_path / "worker-last.log", **SESSION) as last:
-        recovered(last, committed(settings, group))
+        recovered(last)
         wait_for_worker(settings, last, timeout=300)
     stress_row["recovery s"] = max(recoveries)  # the worst of the kills
     compare_run(settings, reference, tmp_path, stress_row, "\n".join(history))
