@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     )
     max_future: float = Field(default=86_400.0, description="reject events this far ahead")
     max_message_bytes: int = Field(default=1_000_000, ge=1024)
+    coalesce: float | None = Field(
+        default=1.0,
+        description="producers: counter events of one stream, type and window slot seen within "
+        "this much wall time go out as one message with n (e.g. 1s, 250ms); off: one message "
+        "per event",
+    )
     # NoDecode: a comma list in GRIDALARM_FEATURES is split below, not parsed as JSON.
     features: Annotated[tuple[str, ...], NoDecode] = DEFAULT_FEATURES
     detector: str = Field(
@@ -115,6 +121,16 @@ class Settings(BaseSettings):
     @classmethod
     def _durations(cls, value: Any) -> Any:
         return None if value is None or value == "" else parse_duration(value)
+
+    @field_validator("coalesce", mode="before")
+    @classmethod
+    def _coalesce(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("off", "0")):
+            return None
+        seconds = parse_duration(value)
+        if not 0 <= seconds <= 60:
+            raise ValueError("must be off or a duration up to 60s, e.g. 1s or 250ms")
+        return seconds or None
 
     @field_validator("window")
     @classmethod

@@ -11,6 +11,7 @@ import base64
 import copy
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from functools import cache
@@ -70,6 +71,42 @@ def validate(name: str, message: dict[str, Any]) -> None:
         raise InvalidMessage("schema", _schema_detail(err)) from None
 
 
+@cache
+def _ts_pattern() -> re.Pattern[str]:
+    return re.compile(schema("event")["properties"]["ts"]["pattern"])
+
+
+def is_plain_counter(data: dict[str, Any]) -> bool:
+    """True for a counter event whose every field is plainly what the event schema asks.
+
+    The schema check costs about 5 µs of fastjsonschema per message, most of a producer's
+    coalescing and a share of the worker's parsing; nearly every message is a plain counter
+    event, for which this check decides the same in a fraction of that. False means "ask the
+    schema", never "invalid" (a unit test holds it to the schema's verdict).
+    """
+    if type(data.get("v")) is not int or data["v"] != 1 or "metrics" in data or "heartbeat" in data:
+        return False
+    ts = data.get("ts")
+    kind, stream = data.get("type"), data.get("stream")
+    if type(ts) is str:
+        # No line break at all: the pattern's "$" would let one through at the end, and
+        # fastjsonschema refuses it.
+        if not 10 <= len(ts) <= 40 or "\n" in ts or _ts_pattern().search(ts) is None:
+            return False
+    elif type(ts) is not float and type(ts) is not int:
+        return False
+    if type(stream) is not str or not 1 <= len(stream) <= 256:
+        return False
+    if type(kind) is not str or not 1 <= len(kind) <= 128:
+        return False
+    n = data.get("n", 1)
+    if type(n) is not int or not 1 <= n <= 1_000_000_000:
+        return False
+    source = data.get("source", "")
+    attrs = data.get("attrs", {})
+    return type(source) is str and len(source) <= 256 and type(attrs) is dict
+
+
 def _schema_detail(err: fastjsonschema.JsonSchemaException) -> str:
     text = str(err.message).replace("data.", "", 1).replace("data ", "message ", 1)
     if getattr(err, "rule", None) == "anyOf":
@@ -88,6 +125,9 @@ class Event:
     n: int = 1
     metrics: dict[str, float] | None = None
     source: str = ""
+    # The window a producer coalesced with (``attrs.window`` of a message with n > 1): the
+    # worker warns when it is not its own, since the message's events may span its windows.
+    window: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +150,11 @@ def parse_event(
     raw: bytes | None, bounds: TimeBounds, max_bytes: int = 1_000_000
 ) -> Event | Heartbeat:
     """Parse one value from the events topic, or raise :class:`InvalidMessage`."""
+    return event_of(decode_object(raw, max_bytes), bounds)
+
+
+def decode_object(raw: bytes | None, max_bytes: int = 1_000_000) -> dict[str, Any]:
+    """The JSON object of one value from the events topic, or raise :class:`InvalidMessage`."""
     if raw is None:
         raise InvalidMessage("bad_json", "empty message (tombstone)")
     if len(raw) > max_bytes:
@@ -120,7 +165,15 @@ def parse_event(
         raise InvalidMessage("bad_json", str(err)[:200]) from None
     if not isinstance(data, dict):
         raise InvalidMessage("schema", f"expected a JSON object, got {type(data).__name__}")
-    validate("event", data)
+    return data
+
+
+def event_of(data: dict[str, Any], bounds: TimeBounds) -> Event | Heartbeat:
+    """The event or heartbeat a decoded events-topic object stands for, or raise
+    :class:`InvalidMessage` (schema, time). The producers' coalescing judges with it too, so
+    that it merges only what the worker would take."""
+    if not is_plain_counter(data):
+        validate("event", data)
     try:
         ts = parse_time(data["ts"])
     except (ValueError, OverflowError) as err:
@@ -134,13 +187,21 @@ def parse_event(
     if data.get("heartbeat"):
         return Heartbeat(ts=ts, source=data["source"])
     metrics = data.get("metrics")
+    n = int(data.get("n", 1))
+    window = None
+    if n > 1:
+        attrs = data.get("attrs")
+        if isinstance(attrs, dict):
+            window = attrs.get("window")
+            window = float(window) if isinstance(window, int | float) else None
     return Event(
         ts=ts,
         stream=data["stream"],
         kind=data.get("type"),
-        n=int(data.get("n", 1)),
+        n=n,
         metrics={k: float(v) for k, v in metrics.items()} if metrics else None,
         source=data.get("source", ""),
+        window=window,
     )
 
 

@@ -77,7 +77,8 @@ class ProducerMetrics(Collector):
             stats = sink.stats
             events = CounterMetricFamily(
                 "gridalarm_producer_events",
-                "Messages sent to the events topic, by type (gauge: gauge samples).",
+                "Events sent to the events topic (before coalescing), by type (gauge: gauge "
+                "samples).",
                 labels=["source", "type"],
             )
             for kind, count in sorted(stats.by_type.items()):

@@ -73,7 +73,8 @@ class TopicReader:
         return {tp.partition: offset for tp, offset in offsets.items()}
 
     async def event_ids_since(self, since: Mapping[int, int], timeout: float = 120.0) -> set[str]:
-        """``attrs.eid`` of every event written at or after ``since`` (per partition)."""
+        """``attrs.eid`` (or a coalesced message's ``attrs.eids``) of every event written at or
+        after ``since`` (per partition)."""
         import orjson
 
         ends = await self.ends()
@@ -93,9 +94,14 @@ class TopicReader:
             for records in batches.values():
                 for record in records:
                     with contextlib.suppress(orjson.JSONDecodeError, AttributeError, TypeError):
-                        eid = orjson.loads(record.value).get("attrs", {}).get("eid")
+                        attrs = orjson.loads(record.value).get("attrs", {})
+                        eid = attrs.get("eid")
                         if isinstance(eid, str):
                             found.add(eid)
+                        # A coalesced message carries the ids of all the events it counts.
+                        eids = attrs.get("eids")
+                        if isinstance(eids, list):
+                            found.update(eid for eid in eids if isinstance(eid, str))
             for tp in list(todo):
                 if await consumer.position(tp) >= ends[tp.partition]:
                     todo.discard(tp)

@@ -61,7 +61,8 @@ from gridalarm.producers.eventlog_time import LOCAL, EventTimes, StampError, par
 from gridalarm.producers.warn import Warn, no_warning
 
 FORMATS: tuple[str, ...] = ("text", "json", "xml")
-AD_INFO_MODES: tuple[str, ...] = ("trigger", "event", "skip")
+# What a JobAdInformation event (028) sends (ReadConfig.ad_info); the default comes first.
+AD_INFO_MODES: tuple[str, ...] = ("skip", "trigger", "event")
 READ_BYTES = 1 << 20  # one pread
 MAX_EVENT_BYTES = 1 << 20  # an "event" this long without its end marker is garbage
 LOOKAHEAD_EVENTS = 5000  # events scanned for a SubmitHost to name the schedd
@@ -216,15 +217,17 @@ class ReadConfig:
 
     ``schedd`` names the schedd stream (else the log's first submit host). ``timezone`` is the
     zone of stamps without ``Z``: ``local`` (the machine's), ``UTC`` or an IANA name.
-    ``ad_info``: a JobAdInformation event (028) counts as its ``trigger`` event (the Fermilab
-    pipeline's count), as itself (``event``), or not at all (``skip``).
+    ``ad_info`` is what a JobAdInformation event (028) sends. ``skip`` (the default): nothing,
+    so each job event is counted once; its ad attributes still name the job's streams.
+    ``trigger``: a message of its trigger event's type, so that event is counted twice (the
+    Fermilab pipeline's count). ``event``: a message of its own, ``JobAdInformationEvent``.
     """
 
     follow: bool = False
     stream_by: StreamRule = field(default_factory=lambda: StreamRule("schedd"))
     schedd: str | None = None
     timezone: str = LOCAL
-    ad_info: str = "trigger"
+    ad_info: str = "skip"
     source: str = ""
     rotate_grace: float = 1.0
 
@@ -1070,7 +1073,8 @@ class Tailer:
         job = f"{event.cluster}.{event.proc}" if event.cluster >= 0 else None
         kind = event.type
         adinfo = event.number == JOB_AD_INFORMATION
-        stream = self._stream(event, job)  # also remembers the job's attributes
+        # Before the skip: a 028 that is not sent still names its job's later events.
+        stream = self._stream(event, job)
         if adinfo:
             mode = self.config.ad_info
             if mode == "skip":

@@ -39,7 +39,7 @@ class ProduceConfig:
 class EventLogStats(ProducerStats):
     """What a producer run did."""
 
-    skipped: int = 0  # ad-information events with --ad-info skip
+    skipped: int = 0  # ad-information events (028) not sent (--ad-info skip, the default)
     rotations: int = 0
     truncations: int = 0
     files: int = 0
@@ -50,7 +50,7 @@ class EventLogStats(ProducerStats):
         for count, what in (
             (self.deadletters, "dead-lettered"),
             (self.duplicates, "already delivered, not sent again"),
-            (self.skipped, "ad-information events skipped"),
+            (self.skipped, "JobAdInformation events not sent"),
             (self.rotations, "rotation" if self.rotations == 1 else "rotations"),
             (self.truncations, "truncation" if self.truncations == 1 else "truncations"),
         ):

@@ -100,6 +100,7 @@ class ReplayStats:
     path: str
     format: str
     messages: int = 0  # events and passed-through lines
+    sent: int | None = None  # messages on the topic after coalescing (None: not counted)
     heartbeats: int = 0  # heartbeat messages, one per partition each time
     skipped: int = 0  # blank lines, events before ``start``
     too_large: int = 0  # lines over the producer's max request size, not sent
@@ -112,14 +113,20 @@ class ReplayStats:
         """Messages per wall-clock second."""
         return self.messages / self.seconds if self.seconds > 0 else 0.0
 
+    def coalesced(self) -> str:
+        """``" as N messages"`` when coalescing sent fewer messages than it took, else ``""``."""
+        if self.sent is None or self.sent == self.messages:
+            return ""
+        return f" as {self.sent} messages"
+
     def summary(self) -> str:
         """One line for the operator."""
         extra = f", {self.skipped} skipped" if self.skipped else ""
         if self.too_large:
             extra += f", {self.too_large} over the size limit not sent"
         return (
-            f"replayed {self.messages} messages from {self.path} ({self.format}) in "
-            f"{self.seconds:.2f}s, {self.rate:,.0f} msg/s; {self.heartbeats} heartbeats{extra}"
+            f"replayed {self.messages} messages from {self.path} ({self.format}){self.coalesced()} "
+            f"in {self.seconds:.2f}s, {self.rate:,.0f} msg/s; {self.heartbeats} heartbeats{extra}"
         )
 
 
@@ -674,6 +681,7 @@ async def play(
     sink.clock = pacer.clock
     started = time.monotonic()
     first_heartbeats = sink.stats.heartbeats
+    first_sent = sink.stats.messages
     try:
         stats.messages, stats.too_large = await send_items(items, sink, pacer, bar)
         stats.last_ts = sink.stats.max_ts
@@ -685,6 +693,7 @@ async def play(
         sink.clock = None
         stats.seconds = time.monotonic() - started
         stats.heartbeats = sink.stats.heartbeats - first_heartbeats
+        stats.sent = sink.stats.messages - first_sent
     return stats
 
 

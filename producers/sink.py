@@ -13,6 +13,12 @@ partition (C code, ~1 µs per record), caches the murmur2 partition per key, and
 batches to ``send_batch``; delivery futures are per batch and awaited in chunks. Ordering per
 partition is kept: batches of a partition are submitted one at a time in the order they were
 filled, and the idempotent producer keeps them in order on the broker.
+
+Coalescing (``SinkConfig.coalesce``, on by default): counter events of one stream, type and
+window slot are held up to a linger and go out as one message with ``n``
+(:mod:`gridalarm.producers.coalesce` says how, and why the worker's windows stay exactly those of
+one message per event). Every producer sends through here, so replay, simulator, EventLog,
+Elasticsearch and plug-in probes all coalesce the same way.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 
 from gridalarm.config import Settings
 from gridalarm.messages import dumps, heartbeat_message
+from gridalarm.producers.coalesce import CoalesceConfig, Coalescer, Out
 from gridalarm.timeutil import parse_time
 
 MiB = 1024 * 1024
@@ -61,7 +68,8 @@ class SinkConfig:
     (seconds a partly filled batch may wait before it is sent) are wall-clock times.
     ``max_request_size`` bounds one message; it is 8 MiB so that a 5 MB message reaches the
     worker (which dead-letters it as too large) instead of failing the producer. The events
-    topic's ``max.message.bytes`` must allow it too.
+    topic's ``max.message.bytes`` must allow it too. ``coalesce`` None sends one message per
+    event.
     """
 
     bootstrap: str
@@ -74,6 +82,7 @@ class SinkConfig:
     # Batches whose delivery is not yet confirmed before the sink waits for the oldest one.
     max_pending_batches: int = 64
     request_timeout: float = 40.0
+    coalesce: CoalesceConfig | None = None
 
     def __post_init__(self) -> None:
         if self.max_request_size < self.batch_size:
@@ -85,7 +94,8 @@ class SinkConfig:
     def from_settings(
         cls, settings: Settings, bootstrap: str, source: str, **overrides: Any
     ) -> SinkConfig:
-        """The sink of the configured events topic."""
+        """The sink of the configured events topic, coalescing as the settings say."""
+        overrides.setdefault("coalesce", CoalesceConfig.from_settings(settings, source))
         return cls(bootstrap=bootstrap, topic=settings.topic("events"), source=source, **overrides)
 
     @classmethod
@@ -104,12 +114,14 @@ class SinkConfig:
 class SinkStats:
     """What a sink has queued (all of it delivered once :meth:`EventSink.flush` returned)."""
 
-    messages: int = 0
+    events: int = 0  # messages taken from the producer (before coalescing)
+    messages: int = 0  # messages queued for the topic, heartbeats apart (after coalescing)
     heartbeats: int = 0  # heartbeat messages: one per partition per heartbeat
     bytes: int = 0
-    max_ts: float | None = None  # the latest event time sent
+    max_ts: float | None = None  # the latest event time taken
     last_heartbeat_ts: float | None = None
-    # Messages by event type ("gauge" for gauge samples, "raw" for bytes passed through).
+    # Events taken, by type, each message counting its n ("gauge" for gauge samples, "raw" for
+    # bytes passed through).
     by_type: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
 
@@ -120,8 +132,8 @@ class SinkStats:
 
     @property
     def rate(self) -> float:
-        """Messages (events and pass-through, not heartbeats) per wall-clock second."""
-        return self.messages / max(self.seconds, 1e-9)
+        """Messages taken (events and pass-through, not heartbeats) per wall-clock second."""
+        return self.events / max(self.seconds, 1e-9)
 
 
 class EventSink:
@@ -150,9 +162,7 @@ class EventSink:
         # Submitting is serialised so that a partition's batches reach the accumulator in the
         # order they were filled (asyncio.Lock wakes waiters first-in, first-out).
         self._submit_lock = asyncio.Lock()
-        # The periodic heartbeat and a caller's (the final one) would otherwise interleave
-        # partition by partition, and a partition would see event time go backwards.
-        self._heartbeat_lock = asyncio.Lock()
+        self._coalescer = Coalescer(config.coalesce) if config.coalesce is not None else None
         self._tasks: list[asyncio.Task[None]] = []
         # Background tasks are asked to stop, never cancelled: a task cancelled inside
         # send_batch would drop the batch it had taken.
@@ -201,6 +211,8 @@ class EventSink:
         self.stats = SinkStats()
         self._closing.clear()
         self._tasks = [asyncio.create_task(self._linger_loop(), name="sink-linger")]
+        if self._coalescer is not None:
+            self._tasks.append(asyncio.create_task(self._coalesce_loop(), name="sink-coalesce"))
         if cfg.heartbeat_interval:
             self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="sink-heartbeat"))
 
@@ -235,6 +247,11 @@ class EventSink:
                 raise task.exception()  # type: ignore[misc]
 
     @property
+    def coalescer(self) -> Coalescer | None:
+        """The coalescer (None when off): its ``stats`` say how much it merged."""
+        return self._coalescer
+
+    @property
     def partitions(self) -> tuple[int, ...]:
         """Partition numbers of the events topic, as the producer's metadata had them at start."""
         return self._partitions
@@ -250,7 +267,8 @@ class EventSink:
         kind = message.get("type")
         if not isinstance(kind, str):
             kind = "gauge" if "metrics" in message else "other"
-        await self.send_raw(dumps(message), key, ts, kind)
+        n = message.get("n", 1)
+        await self.send_raw(dumps(message), key, ts, kind, n if type(n) is int else 1)
 
     async def send_raw(
         self,
@@ -258,12 +276,15 @@ class EventSink:
         key: bytes | None = None,
         ts: float | None = None,
         kind: str = "raw",
+        n: int = 1,
     ) -> None:
         """Queue bytes as they are (pass-through). Without a key the partition is random.
 
         ``ts`` is the message's event time if the caller knows it; it only feeds the heartbeats.
-        ``kind`` is what the message is counted as in :attr:`SinkStats.by_type` (metrics).
+        ``kind`` is what its ``n`` events are counted as in :attr:`SinkStats.by_type` (metrics).
         Raises :class:`MessageTooLarge` for a message over ``max_request_size`` (nothing is sent).
+        With coalescing the bytes are judged as the worker would judge them: a valid counter
+        event may be merged, anything else goes out as it is, in its place.
         """
         size = len(value) + (len(key) if key else 0) + _RECORD_OVERHEAD
         if size > self.config.max_request_size:
@@ -271,13 +292,20 @@ class EventSink:
                 f"message of {len(value)} bytes exceeds the producer's max request size "
                 f"({self.config.max_request_size} bytes)"
             )
-        await self._append(self._partition(key), key, value)
         stats = self.stats
-        stats.messages += 1
-        stats.bytes += len(value)
-        stats.by_type[kind] += 1
+        stats.events += 1
+        stats.by_type[kind] += n
         if ts is not None and (stats.max_ts is None or ts > stats.max_ts):
             stats.max_ts = ts
+        partition = self._partition(key)
+        if self._coalescer is None:
+            stats.messages += 1
+            stats.bytes += len(value)
+            await self._append(partition, key, value)
+            return
+        out = self._coalescer.take(partition, key, value)
+        if out:
+            await self._append_all(partition, out)
 
     async def heartbeat(self, ts: float) -> bool:
         """Queue a heartbeat at event time ``ts`` to every partition of the events topic.
@@ -288,17 +316,30 @@ class EventSink:
         return await self._heartbeat(ts, advancing=False)
 
     async def _heartbeat(self, ts: float, advancing: bool) -> bool:
-        """Send the heartbeat unless it is behind the last (or, with ``advancing``, not ahead)."""
-        async with self._heartbeat_lock:
-            last = self.stats.last_heartbeat_ts
-            if last is not None and (ts < last or (advancing and ts == last)):
-                return False
-            value = dumps(heartbeat_message(ts, self.config.source))
-            for partition in self._partitions:
-                await self._append(partition, None, value)
-            self.stats.heartbeats += len(self._partitions)
-            self.stats.last_heartbeat_ts = ts
-            return True
+        """Send the heartbeat unless it is behind the last (or, with ``advancing``, not ahead).
+
+        Placing is synchronous (no await between the check and the last partition's record),
+        so the periodic heartbeat and a caller's cannot interleave: a partition never sees
+        event time go backwards. What coalescing holds goes out first, as it came before.
+        """
+        last = self.stats.last_heartbeat_ts
+        if last is not None and (ts < last or (advancing and ts == last)):
+            return False
+        sealed = self._place_held()
+        message = heartbeat_message(ts, self.config.source)
+        value = dumps(message)
+        for partition in self._partitions:
+            if self._place(partition, None, value):
+                sealed.add(partition)
+        self.stats.heartbeats += len(self._partitions)
+        self.stats.last_heartbeat_ts = ts
+        if self._coalescer is not None:
+            # The worker reads the wire value: tell the coalescer that, not ``ts``.
+            wire = parse_time(message["ts"])
+            self._coalescer.heartbeat_sent(self._partitions, wire, message["ts"])
+        for partition in sealed:
+            await self._submit(partition, current=False)
+        return True
 
     async def flush(self) -> None:
         """Send every partly filled batch and wait until the broker has acknowledged all.
@@ -310,6 +351,7 @@ class EventSink:
         wait for any hand-over to finish (the submit lock) and reap again, until none runs.
         """
         self._check_tasks()
+        self._place_held()
         for partition in {*self._builders, *self._sealed}:
             await self._submit(partition)
         while True:
@@ -334,6 +376,41 @@ class EventSink:
         return partition
 
     async def _append(self, partition: int, key: bytes | None, value: bytes) -> None:
+        if self._place(partition, key, value):
+            await self._submit(partition, current=False)
+
+    async def _append_all(self, partition: int, out: list[Out]) -> None:
+        """Place all of ``out`` (no await in between, so nothing else can come between two of
+        them and a cancel cannot lose the tail), then hand over the batches they filled."""
+        sealed = False
+        for item in out:
+            self._count(item)
+            sealed = self._place(partition, item.key, item.value) or sealed
+        if sealed:
+            await self._submit(partition, current=False)
+
+    def _place_held(self) -> set[int]:
+        """Place everything the coalescer holds; the partitions whose batches filled."""
+        sealed: set[int] = set()
+        if self._coalescer is None:
+            return sealed
+        for partition, out in self._coalescer.drain_all():
+            for item in out:
+                self._count(item)
+                if self._place(partition, item.key, item.value):
+                    sealed.add(partition)
+        return sealed
+
+    def _count(self, item: Out) -> None:
+        if item.heartbeat:
+            self.stats.heartbeats += 1
+        else:
+            self.stats.messages += 1
+            self.stats.bytes += len(item.value)
+
+    def _place(self, partition: int, key: bytes | None, value: bytes) -> bool:
+        """Append one record to the partition's open batch; True when a full batch was sealed
+        (the caller hands it over)."""
         producer = self._producer
         if producer is None:
             raise SinkError("the sink is not started (use it as 'async with EventSink(...)')")
@@ -343,14 +420,14 @@ class EventSink:
         if builder is None:
             builder = self._builders[partition] = producer.create_batch()
         if builder.append(timestamp=None, key=key, value=value) is not None:
-            return
+            return False
         # Full: seal it and start the next batch with this record, both before any await, so
         # the partition's records stay in call order; an empty builder takes any one record.
         builder.close()
         self._sealed[partition].append(builder)
         builder = self._builders[partition] = producer.create_batch()
         builder.append(timestamp=None, key=key, value=value)
-        await self._submit(partition, current=False)
+        return True
 
     async def _submit(self, partition: int, reap: bool = True, current: bool = True) -> None:
         """Queue the partition's sealed batches, then (``current``) its open one, for sending."""
@@ -408,6 +485,13 @@ class EventSink:
         while await self._pause(self.config.linger):
             for partition in list(self._builders):
                 await self._submit(partition, reap=False)
+
+    async def _coalesce_loop(self) -> None:
+        # Held events wait at most the linger (plus the Kafka linger) before they go out.
+        assert self.config.coalesce is not None
+        while await self._pause(self.config.coalesce.linger):
+            for partition in self._place_held():
+                await self._submit(partition, current=False)
 
     async def _pause(self, seconds: float) -> bool:
         """Sleep ``seconds``; False (at once) when the sink is closing."""

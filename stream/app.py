@@ -54,6 +54,14 @@ BATCH_WITHIN = 0.05  # seconds to wait for a batch to fill
 STALL_AFTER = 30.0
 STALL_CHECK = 5.0
 COMMIT_INTERVAL = 1.0  # seconds between commits of the applied offsets
+# How Faust consumes: shared with benchmarks/bare_faust.py, so that the bare agent it measures
+# the worker against consumes exactly as the worker does.
+CONSUMER_SETTINGS: dict[str, Any] = {
+    "consumer_max_fetch_size": 16 * 1024 * 1024,
+    "broker_max_poll_records": 5000,
+    "stream_wait_empty": False,
+    "broker_commit_interval": 1.0,
+}
 REFETCH_PAUSE = 1.5  # seconds the flow stays stopped before a seek (see refetch)
 
 
@@ -81,14 +89,11 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
         web_port=settings.web_port,
         datadir=str(datadir),
         producer_max_request_size=16 * 1024 * 1024,
-        consumer_max_fetch_size=16 * 1024 * 1024,
-        broker_commit_interval=1.0,
-        stream_wait_empty=False,
-        broker_max_poll_records=5000,
         table_standby_replicas=0,
         # Our topics are created by ensure_topics with their own configs; Faust declares only
         # its changelog and internal topics.
         autodiscover=False,
+        **CONSUMER_SETTINGS,
     )
     datadir.mkdir(parents=True, exist_ok=True)
     pipeline = Pipeline.from_settings(settings)

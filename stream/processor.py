@@ -8,6 +8,7 @@ its records in tables; tests and the evaluator feed it directly.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -28,6 +29,8 @@ from gridalarm.stream.scoring import Outputs, Scorer
 from gridalarm.stream.silences import Silences
 from gridalarm.stream.windows import PartitionState, StreamState, Windower
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class RawMessage:
@@ -47,12 +50,13 @@ class BatchResult:
     deadletters: list[dict[str, Any]] = field(default_factory=list)
     stream_records: dict[str, bytes] = field(default_factory=dict)  # stream -> state JSON
     partition_record: bytes | None = None  # the partition state JSON when it changed
-    events: int = 0  # valid events applied
+    events: int = 0  # valid event messages applied (a coalesced one counts once)
     heartbeats: int = 0
-    # Valid event messages by (source, type); gauge samples count as type "gauge".
+    # Events applied by (source, type), each message counting its n (a producer's coalesced
+    # message carries many); gauge samples count as type "gauge".
     kinds: Counter[tuple[str, str]] = field(default_factory=Counter)
     windows_closed: int = 0
-    late: int = 0
+    late: int = 0  # late events (each late message counts its n)
     score_seconds: float | None = None  # the detector step of this batch, when windows closed
     # Offsets passed over without a message: between the last one applied and the next one
     # seen, and between the batch's own messages. The worker's sequencer hands over a hole
@@ -86,6 +90,7 @@ class PartitionProcessor:
         # partition record does not list yet, when a crash fell between the two writes.
         self.load_stream = load_stream or (lambda name: None)
         self.last_message_at = time.monotonic()
+        self._window_warned: set[str] = set()  # sources told their coalescing window is wrong
 
     @property
     def next_offset(self) -> int | None:
@@ -146,7 +151,11 @@ class PartitionProcessor:
                 result.heartbeats += 1
                 continue
             result.events += 1
-            result.kinds[(message.source, message.kind or "gauge")] += 1
+            result.kinds[(message.source, message.kind or "gauge")] += (
+                message.n if message.metrics is None else 1
+            )
+            if message.window is not None and message.window != self.windower.config.size:
+                self._warn_window(message)
             if message.stream not in self.streams:
                 self._adopt(message.stream)
         last_offset = max((raw.offset for raw in messages), default=-1)
@@ -166,7 +175,7 @@ class PartitionProcessor:
                     stream=late.stream,
                 )
             )
-        result.late = len(step.late)
+        result.late = sum(late.n for late in step.late)
         result.windows_closed = len(step.closed)
         started = time.perf_counter()
         result.outputs = self.scorer.score(step.closed, self.streams, silences)
@@ -182,6 +191,19 @@ class PartitionProcessor:
         if step.partition_changed:
             result.partition_record = orjson.dumps(self.state.to_json())
         return result
+
+    def _warn_window(self, message: Event) -> None:
+        if message.source in self._window_warned:
+            return
+        self._window_warned.add(message.source)
+        log.warning(
+            "producer %r coalesces events by %gs windows but this worker's window is %gs: "
+            "its merged messages count in the window of their earliest event; give the "
+            "producer the worker's GRIDALARM_WINDOW (and GRIDALARM_LATENESS)",
+            message.source or "(no source)",
+            message.window,
+            self.windower.config.size,
+        )
 
     def _adopt(self, name: str) -> None:
         record = self.load_stream(name)

@@ -139,7 +139,7 @@ class WorkerCollector(Collector):
         stats = self.stats
         events = CounterMetricFamily(
             "gridalarm_worker_events",
-            "Valid event messages applied, by source and type (gauge samples: gauge).",
+            "Events applied, by source and type (a message counts its n; gauge samples: gauge).",
             labels=["source", "type"],
         )
         for (source, kind), count in sorted(stats.events.items()):

@@ -79,7 +79,7 @@ class StreamState:
     # Windows ending at or before this are closed; None until the stream's first window closes.
     closed_until: float | None = None
     open: dict[float, Accumulator] = field(default_factory=dict)
-    late: int = 0  # late events waiting to be reported with the next closed window
+    late: int = 0  # late events (not messages) waiting to be reported with the next window
     detector: Any = None  # the detector's own state, opaque here
     alert: Any = None  # the alert state machine's state, opaque here
 
@@ -153,6 +153,7 @@ class LateEvent:
     stream: str
     ts: float
     closed_until: float
+    n: int = 1  # events the message counts (a producer's coalesced message counts many)
 
 
 @dataclass(slots=True)
@@ -210,8 +211,11 @@ class Windower:
             start = math.floor(message.ts / size) * size
             limit = state.closed_until if state.closed_until is not None else partition.closed_until
             if limit is not None and start < limit:
-                state.late += 1
-                result.late.append(LateEvent(offset, message.stream, message.ts, limit))
+                # Late counts events, not messages: a coalesced message of n events is n late
+                # events, as its n single messages would have been.
+                n = message.n if message.metrics is None else 1
+                state.late += n
+                result.late.append(LateEvent(offset, message.stream, message.ts, limit, n))
                 continue
             acc = state.open.get(start)
             if acc is None:

@@ -17,6 +17,7 @@ import typer
 from gridalarm.cli import CliError
 from gridalarm.cli.produce import (
     METRICS_HELP,
+    Coalesce,
     kafka_ready,
     producer_error,
     producer_metrics,
@@ -122,6 +123,7 @@ def es_command(
         str | None, typer.Option(help="source of the messages (default: es:<index>)")
     ] = None,
     metrics: Annotated[str | None, typer.Option(help=METRICS_HELP)] = None,
+    coalesce: Coalesce = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no warnings on stderr")] = False,
 ) -> None:
     """Send job events from Elasticsearch documents, once each, resuming from a checkpoint."""
@@ -139,7 +141,7 @@ def es_command(
     from gridalarm.producers.sink import EventSink, SinkConfig, SinkError
     from gridalarm.producers.warn import warn_to_stderr
 
-    settings = load_settings()
+    settings = load_settings(coalesce=coalesce)
     warn = (lambda message: None) if quiet else warn_to_stderr
     give_up = _duration("--retry-for", retry_for)
     urls = tuple(u for item in url for u in item.split(",") if u)

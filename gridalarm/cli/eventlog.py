@@ -18,6 +18,7 @@ import typer
 from gridalarm.cli import CliError
 from gridalarm.cli.produce import (
     METRICS_HELP,
+    Coalesce,
     kafka_ready,
     producer_error,
     producer_metrics,
@@ -67,10 +68,11 @@ def eventlog_command(
     ad_info: Annotated[
         str,
         typer.Option(
-            help="a JobAdInformation event (028) counts as its 'trigger' event, as itself "
-            "('event'), or not at all ('skip')"
+            help="what a JobAdInformation event (028) sends: 'skip' (default) nothing, so each "
+            "job event is counted once; 'trigger' a copy of its trigger event, counted again "
+            "(Fermilab's pipeline's count); 'event' a JobAdInformationEvent"
         ),
-    ] = "trigger",
+    ] = "skip",
     checkpoint: Annotated[
         Path | None,
         typer.Option(
@@ -88,6 +90,7 @@ def eventlog_command(
         str | None, typer.Option(help="source of the messages (default: eventlog:<host>)")
     ] = None,
     metrics: Annotated[str | None, typer.Option(help=METRICS_HELP)] = None,
+    coalesce: Coalesce = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no warnings on stderr")] = False,
 ) -> None:
     """Send HTCondor job events from event logs, once each, resuming from a checkpoint."""
@@ -101,7 +104,7 @@ def eventlog_command(
     from gridalarm.producers.sink import EventSink, SinkConfig, SinkError
     from gridalarm.producers.warn import warn_to_stderr
 
-    settings = load_settings()
+    settings = load_settings(coalesce=coalesce)
     warn = (lambda message: None) if quiet else warn_to_stderr
     try:
         interval = parse_duration(poll)

@@ -17,6 +17,7 @@ import typer
 from gridalarm.cli import CliError
 from gridalarm.cli.produce import (
     METRICS_HELP,
+    Coalesce,
     kafka_ready,
     producer_error,
     producer_metrics,
@@ -89,6 +90,7 @@ def run_command(
         str | None, typer.Option(help="source of the messages (default: probe:<name>)")
     ] = None,
     metrics: Annotated[str | None, typer.Option(help=METRICS_HELP)] = None,
+    coalesce: Coalesce = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no warnings on stderr")] = False,
 ) -> None:
     """Run an installed probe: poll it every interval and send its events, until stopped."""
@@ -107,7 +109,7 @@ def run_command(
     from gridalarm.producers.sink import EventSink, SinkConfig, SinkError
     from gridalarm.producers.warn import no_warning, warn_to_stderr
 
-    settings = load_settings()
+    settings = load_settings(coalesce=coalesce)
     warn = no_warning if quiet else warn_to_stderr
     topic = settings.topic("events")
     try:

@@ -114,6 +114,13 @@ def producer_metrics(bind: str | None, source: str) -> Any:
 
 
 METRICS_HELP = "serve Prometheus metrics at HOST:PORT/metrics (e.g. 127.0.0.1:9464)"
+COALESCE_HELP = (
+    "counter events of one stream, type and window slot seen within this much wall time go "
+    "out as one message with n (default 1s, or GRIDALARM_COALESCE); 'off': one message per "
+    "event. Give the producer the worker's window and lateness"
+)
+# The option every producer command takes (None: the settings decide).
+Coalesce = Annotated[str | None, typer.Option(help=COALESCE_HELP, show_default=False)]
 
 
 def producer_error(err: Exception) -> CliError:
@@ -153,6 +160,7 @@ def replay_command(
         ),
     ] = None,
     metrics: Annotated[str | None, typer.Option(help=METRICS_HELP)] = None,
+    coalesce: Coalesce = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Replay a file to the events topic, then send heartbeats that close the last windows."""
@@ -161,7 +169,7 @@ def replay_command(
 
     if fmt not in FORMATS:
         raise CliError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
-    settings = load_settings()
+    settings = load_settings(coalesce=coalesce)
     try:
         options = ReplayOptions(
             settings=settings,

@@ -20,6 +20,7 @@ import typer
 from gridalarm.cli import CliError
 from gridalarm.cli.produce import (
     METRICS_HELP,
+    Coalesce,
     kafka_ready,
     parse_speed,
     producer_error,
@@ -93,6 +94,7 @@ def simulate(
         typer.Option(help="with --live: first send this much history at once, e.g. 2h"),
     ] = None,
     metrics: Annotated[str | None, typer.Option(help=METRICS_HELP)] = None,
+    coalesce: Coalesce = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Simulate a pool of HTCondor schedds with labelled incidents."""
@@ -116,11 +118,13 @@ def simulate(
     if out is not None:
         if metrics is not None:
             raise CliError("--metrics: only with --to-kafka (a file run has no endpoint)")
+        if coalesce is not None:
+            raise CliError("--coalesce: only with --to-kafka (files hold one line per event)")
         _write(sim, out)
     elif live:
-        _live(sim, quiet, metrics)
+        _live(sim, quiet, metrics, coalesce)
     else:
-        _to_kafka(sim, parse_speed(speed or "max"), quiet, metrics)
+        _to_kafka(sim, parse_speed(speed or "max"), quiet, metrics, coalesce)
 
 
 # -- options ---------------------------------------------------------------------------------
@@ -234,14 +238,17 @@ def _write(sim: Simulation, out: Path) -> None:
     )
 
 
-def _to_kafka(sim: Simulation, speed: float | None, quiet: bool, metrics: str | None) -> None:
+def _to_kafka(
+    sim: Simulation, speed: float | None, quiet: bool, metrics: str | None, coalesce: str | None
+) -> None:
     """A finite run to Kafka, paced by ``speed``, ending with heartbeats past its last window."""
     from gridalarm.producers.replay import Pacer, ReplayStats, play
     from gridalarm.producers.sink import EventSink, SinkConfig, SinkError
 
     # The final heartbeat closes the last window of the *worker's* size, which is the
-    # configured one (GRIDALARM_WINDOW, shared with the worker), not --window.
-    settings = load_settings()
+    # configured one (GRIDALARM_WINDOW, shared with the worker), not --window; coalescing
+    # groups by that window too.
+    settings = load_settings(coalesce=coalesce)
     bootstrap = kafka_ready(settings)
     config = SinkConfig.from_settings(settings, bootstrap, source="simulator")
     served = producer_metrics(metrics, config.source)
@@ -263,17 +270,18 @@ def _to_kafka(sim: Simulation, speed: float | None, quiet: bool, metrics: str | 
             bar.close()
     typer.echo(
         f"sent {stats.messages} simulated events ({len(sim.labels)} incidents) in "
-        f"{stats.seconds:.2f}s, {stats.rate:,.0f} msg/s; {stats.heartbeats} heartbeats"
+        f"{stats.seconds:.2f}s, {stats.rate:,.0f} events/s{stats.coalesced()}; "
+        f"{stats.heartbeats} heartbeats"
     )
 
 
-def _live(sim: Simulation, quiet: bool, metrics: str | None) -> None:
+def _live(sim: Simulation, quiet: bool, metrics: str | None, coalesce: str | None) -> None:
     """An endless run in real time: the backfill goes out at once, then each event when the
     wall clock reaches it; heartbeats carry the wall clock once the backfill is sent."""
     from gridalarm.producers.replay import Pacer, ReplayStats, play
     from gridalarm.producers.sink import EventSink, SinkConfig, SinkError
 
-    settings = load_settings()
+    settings = load_settings(coalesce=coalesce)
     bootstrap = kafka_ready(settings)
     config = SinkConfig.from_settings(settings, bootstrap, source="simulator", heartbeat_interval=1)
     stats = ReplayStats(path="simulator", format="live")
@@ -302,9 +310,9 @@ def _live(sim: Simulation, quiet: bool, metrics: str | None) -> None:
         raise producer_error(err) from None
     seconds = time.monotonic() - started
     typer.echo(
-        f"sent {sink.stats.messages} simulated events live in {seconds:.2f}s, "
-        f"{sink.stats.messages / max(seconds, 1e-9):,.0f} msg/s; {sink.stats.heartbeats} "
-        "heartbeats"
+        f"sent {sink.stats.events} simulated events live in {seconds:.2f}s, "
+        f"{sink.stats.events / max(seconds, 1e-9):,.0f} events/s as {sink.stats.messages} "
+        f"messages; {sink.stats.heartbeats} heartbeats"
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from pipeline_kit import REPO_ROOT, gridalarm, read_topic, settings_env, wait_until
+from topic_collector import event_ids
 
 from gridalarm.config import Settings
 from gridalarm.producers.probe import Probe, ProbeContext, ProbeOptions
@@ -217,6 +218,6 @@ def test_restart_after_a_crash_sends_every_event_once(
         checkpoint_path=checkpoint,
     )
     assert (third.duplicates, third.events) == (20, 10)
-    ids = Tally(m["attrs"]["eid"] for m in data(read_topic(kafka_settings, "events")))
+    ids = Tally(eid for m in data(read_topic(kafka_settings, "events")) for eid in event_ids(m))
     assert set(ids) == {f"n{i}" for i in range(40)}
     assert max(ids.values()) == 1

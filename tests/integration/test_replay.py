@@ -143,7 +143,11 @@ def test_jsonl_replay_delivers_each_line_once_keyed_and_closed(
     last_event = T0 + 37 * 299
 
     async def run() -> ReplayStats:
-        config = SinkConfig.from_settings(kafka_settings, kafka_settings.kafka or "", "test")
+        # Line by line (coalescing off): this test follows each line to the topic; merged
+        # lines are test_coalesce.py's subject.
+        config = SinkConfig.from_settings(
+            kafka_settings, kafka_settings.kafka or "", "test", coalesce=None
+        )
         async with EventSink(config) as sink:
             return await replay(path, sink, ReplayOptions(settings=kafka_settings, progress=False))
 
@@ -198,6 +202,7 @@ def test_many_batches_keep_stream_order_and_heartbeats_never_overtake_events(
         batch_size=16 * 1024,
         heartbeat_interval=0.02,
         linger=0.01,
+        coalesce=None,  # the order of every single message is what this test follows
     )
 
     async def run() -> ReplayStats:
@@ -307,11 +312,22 @@ def test_simulate_to_kafka_sends_the_run_and_closes_it(
     sent = cli("simulate", *args, "--to-kafka", env=settings_env(kafka_settings))
     assert sent.returncode == 0, sent.stderr
     assert sent.stdout.startswith(f"sent {len(lines)} simulated events")
+    assert " as " in sent.stdout  # coalesced: fewer messages than events
 
     records = consume_all(kafka_settings)
-    data = [r for r in records if heartbeat_ts(r) is None]
-    # The same seed gives the same events, whether written or sent.
-    assert Counter(r.value for r in data) == Counter(lines)
+    data = [orjson.loads(r.value) for r in records if heartbeat_ts(r) is None]
+    assert len(data) < len(lines)
+
+    # The same seed gives the same events, whether written or sent: counted per stream, type
+    # and window (a merged message's events share its window).
+    def slots(messages: list[dict]) -> Counter[tuple]:
+        counts: Counter[tuple] = Counter()
+        for m in messages:
+            slot = parse_time(m["ts"]) // kafka_settings.window
+            counts[(m["stream"], m["type"], slot)] += m.get("n", 1)
+        return counts
+
+    assert slots(data) == slots([orjson.loads(line) for line in lines])
     last_event = max(parse_time(orjson.loads(line)["ts"]) for line in lines)
     for p in range(kafka_settings.partitions):
         ts = heartbeat_ts([r for r in records if r.partition == p][-1])

@@ -5,11 +5,15 @@ producer sends a partition's events before the heartbeat that says its source ho
 earlier, so once every partition has a heartbeat at or past ``t``, everything the producer
 read before ``t`` is in hand: an observable point at which "nothing more may come" can be
 checked, instead of a fixed sleep.
+
+Producers coalesce by default: a message may count ``n`` events and carry their ids in
+``attrs.eids``. :func:`event_ids` and :func:`tally` read messages as the events they count.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -17,6 +21,20 @@ from kafka import KafkaConsumer, TopicPartition
 
 from gridalarm.config import Settings
 from gridalarm.timeutil import parse_time
+
+
+def event_ids(message: dict[str, Any]) -> list[str]:
+    """The ids of the events a message counts: ``attrs.eid``, or a coalesced one's ``eids``."""
+    attrs = message.get("attrs") or {}
+    return [attrs["eid"]] if "eid" in attrs else list(attrs.get("eids", []))
+
+
+def tally(messages: list[dict[str, Any]], *fields: str) -> Counter[tuple]:
+    """Events (each message counting its ``n``) by the values of ``fields``."""
+    counts: Counter[tuple] = Counter()
+    for message in messages:
+        counts[tuple(message[f] for f in fields)] += message.get("n", 1)
+    return counts
 
 
 class TopicCollector:
@@ -48,12 +66,12 @@ class TopicCollector:
         self.poll()
         return [m for m in self.messages if not m.get("heartbeat")]
 
-    def wait_for(self, count: int, timeout: float = 90.0, by_n: bool = False) -> list[dict]:
-        """The events once there are ``count`` of them (``by_n``: counted by their ``n``)."""
+    def wait_for(self, count: int, timeout: float = 90.0) -> list[dict]:
+        """The messages once they count ``count`` events (each counting its ``n``)."""
         deadline = time.monotonic() + timeout
         while True:
             got = self.events()
-            have = sum(m.get("n", 1) for m in got) if by_n else len(got)
+            have = sum(m.get("n", 1) for m in got)
             if have >= count:
                 return got
             assert time.monotonic() < deadline, f"{have} of {count} arrived"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import random
 import re
 from datetime import datetime
 from importlib import resources
@@ -30,6 +31,7 @@ from gridalarm.messages import (
     deadletter_message,
     event_message,
     heartbeat_message,
+    is_plain_counter,
     parse_event,
     schema,
     validate,
@@ -499,3 +501,58 @@ def test_deadletter_message_of_a_tombstone_and_with_a_stream() -> None:
     message = deadletter_message(None, "late", "old", "t", 0, 0, stream="schedd:a")
     validate("deadletter", message)
     assert (message["raw"], message["raw_bytes"], message["stream"]) == ("", 0, "schedd:a")
+
+
+# -- the fast path for plain counter events --------------------------------------------------
+
+_FIELD_CHOICES: dict[str, tuple] = {
+    "v": (1, 2, True, 1.0, "1", None),
+    "ts": (
+        "2025-06-02T08:00:00Z",
+        "2025-06-02 08:00:00.123+02:00",
+        "2025-06-02T08:00:00Z\n",
+        "2025-06-02",
+        "06/02/2025 08:00",
+        "x" * 41,
+        1_750_000_000,
+        1.75e9,
+        float("nan"),
+        True,
+        None,
+        [],
+    ),
+    "stream": ("schedd:a", "", "s" * 256, "s" * 257, 7, None, True),
+    "type": ("JobHeldEvent", "", "t" * 128, "t" * 129, 3, None),
+    "n": (1, 5, 0, -1, 1_000_000_000, 1_000_000_001, 2.0, True, "2", None),
+    "source": ("p", "s" * 256, "s" * 257, 1, None),
+    "attrs": ({}, {"eid": "x"}, [], "a", None),
+    "metrics": ({"load": 1.0}, None),
+    "heartbeat": (True, None),
+    "extra": ("anything", None),
+}
+
+
+def test_the_plain_counter_fast_path_never_passes_what_the_schema_refuses() -> None:
+    rng = random.Random(3)
+    plain = refused_by_schema = 0
+    for _ in range(20_000):
+        data = {}
+        for field, choices in _FIELD_CHOICES.items():
+            # Mostly the usual field, so that the fast path says yes often enough.
+            value = choices[0] if rng.random() < 0.75 else rng.choice(choices)
+            if value is not None and not (field in ("metrics", "heartbeat") and rng.random() < 0.9):
+                data[field] = value
+        try:
+            validate("event", data)
+        except InvalidMessage:
+            refused_by_schema += 1
+            assert not is_plain_counter(data), data
+            continue
+        plain += is_plain_counter(data)
+    assert plain > 2_000 and refused_by_schema > 2_000
+
+
+def test_producers_counter_events_take_the_fast_path() -> None:
+    assert is_plain_counter(event_message(1.7e9, "schedd:a", "JobHeldEvent", source="p", eid="e"))
+    assert is_plain_counter({"v": 1, "ts": 1.7e9, "stream": "a", "type": "X", "n": 3})
+    assert not is_plain_counter({"v": 1, "ts": 1.7e9, "stream": "a", "metrics": {"x": 1.0}})

@@ -5,6 +5,7 @@ The broker address points nowhere: every error here must come before Kafka is to
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,9 @@ import typer
 from typer.testing import CliRunner
 
 from gridalarm.cli import CliError
-from gridalarm.cli.eventlog import COMMAND, register
+from gridalarm.cli.eventlog import COMMAND, eventlog_command, register
 from gridalarm.cli.produce import produce_app
+from gridalarm.producers.eventlog import ReadConfig
 
 
 @pytest.fixture
@@ -39,6 +41,13 @@ def test_register_adds_the_command_once() -> None:
     register(produce_app)
     register(produce_app)
     assert [c.name for c in produce_app.registered_commands].count(COMMAND) == 1
+
+
+def test_ad_info_defaults_to_counting_each_job_event_once() -> None:
+    # The command spells its default out (it imports the reader only when run): keep the two
+    # the same.
+    default = inspect.signature(eventlog_command).parameters["ad_info"].default
+    assert default == ReadConfig().ad_info == "skip"
 
 
 def test_unreadable_paths_and_non_logs_fail_before_kafka(app: typer.Typer, tmp_path: Path) -> None:

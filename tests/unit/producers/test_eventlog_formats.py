@@ -27,25 +27,39 @@ from gridalarm.producers.eventlog import (
     StreamRule,
     read_events,
     schedd_name,
-    trigger_type,
 )
 from gridalarm.timeutil import format_time, parse_time
 
 DATA = SHARED_DATA / "htcondor-eventlogs"
 LOGS = event_logs()  # fails the collection when the logs are missing
 UTC = ReadConfig(timezone="UTC", source="eventlog:test")
+EVERY = ReadConfig(timezone="UTC", source="eventlog:test", ad_info="event")  # a message per event
+TRIGGER = ReadConfig(timezone="UTC", source="eventlog:test", ad_info="trigger")
+# An event header of the text format, at the start of a line; the legacy log's events of no job
+# are (-01.-01.-01).
+_HEADER = re.compile(rb"^(\d{3}) \(-?\d+\.-?\d+\.-?\d+\) ", re.MULTILINE)
 
 
 def library_events(path: Path) -> list[htcondor2.JobEvent]:
     return list(htcondor2.JobEventLog(str(path)).events(0))
 
 
+def job_events(events: list[htcondor2.JobEvent]) -> list[htcondor2.JobEvent]:
+    """What the producer sends by default: every event but the ad-information (028) copies."""
+    return [e for e in events if e["EventTypeNumber"] != 28]
+
+
 def expected_counts(events: list[htcondor2.JobEvent]) -> Counter[tuple[str, str]]:
-    """(stream, type) counts the producer must give: the log's first submit host names the
-    schedd stream, and an ad-information event (028) counts as its trigger."""
+    """(stream, type) counts the producer must give by default: the log's first submit host
+    (a 028 event's too) names the schedd stream, and each job event counts once."""
     host = next(schedd_name(e["SubmitHost"]) for e in events if "SubmitHost" in e)
-    kinds = (trigger_type(e) if e["EventTypeNumber"] == 28 else e["MyType"] for e in events)
-    return Counter((f"schedd:{host}", kind) for kind in kinds)
+    return Counter((f"schedd:{host}", e["MyType"]) for e in job_events(events))
+
+
+def header_counts(log: Path) -> Counter[int]:
+    """Events per event number, read off the text log's headers (neither htcondor2 nor the
+    producer's reader): the independent count of what the log holds."""
+    return Counter(int(m[1]) for m in _HEADER.finditer(log.read_bytes()))
 
 
 def messages(items: list[Item]) -> list[dict[str, Any]]:
@@ -93,13 +107,13 @@ def test_text_logs_give_what_htcondor2_reads(log: Path) -> None:
     events = library_events(log)
     got = messages(list(read_events([log], UTC)))
     assert Counter((m["stream"], m["type"]) for m in got) == expected_counts(events)
-    # In order, one message per event, each job as the library says.
+    # In order, one message per job event, each job as the library says.
     assert [m["attrs"].get("job") for m in got] == [
-        f"{e.cluster}.{e.proc}" if e.cluster >= 0 else None for e in events
+        f"{e.cluster}.{e.proc}" if e.cluster >= 0 else None for e in job_events(events)
     ]
     # Stamps with a year are read as the library reads them (UTC here, so no zone shift).
     if not re.search(rb"^\d{3} \(\S+\) \d\d/\d\d ", log.read_bytes(), re.MULTILINE):
-        for message, event in zip(got, events, strict=True):
+        for message, event in zip(got, job_events(events), strict=True):
             assert parse_time(message["ts"]) == parse_time(event["EventTime"] + "Z")
     # Every event has its own id; ids are byte offsets in the log.
     assert len({m["attrs"]["eid"] for m in got}) == len(got)
@@ -114,8 +128,9 @@ def test_text_logs_give_what_htcondor2_reads(log: Path) -> None:
 def test_json_and_xml_logs_give_what_htcondor2_reads(log: Path, fmt: str, tmp_path: Path) -> None:
     events = library_events(log)
     text = messages(list(read_events([log], UTC)))
+    stamps = [parse_time(m["ts"]) for m in messages(list(read_events([log], EVERY)))]
     converted = tmp_path / f"{log.name}.{fmt}"
-    converted.write_bytes(convert(events, [parse_time(m["ts"]) for m in text], fmt))
+    converted.write_bytes(convert(events, stamps, fmt))
     # The copy is a log htcondor2 reads as the same events...
     again = library_events(converted)
     assert [(e.type, e.cluster, e.proc) for e in again] == [
@@ -138,21 +153,42 @@ def test_the_legacy_log_is_dated_in_the_past() -> None:
     assert any(e.timestamp > reference for e in library_events(log))
 
 
-def test_ad_information_events_count_both_ways() -> None:
+@pytest.mark.parametrize("log", LOGS, ids=lambda p: p.name)
+def test_each_job_event_counts_once_by_default(log: Path) -> None:
+    headers = header_counts(log)
+    ad_info, jobs = headers[28], sum(headers.values()) - headers[28]
+    default = list(read_events([log], UTC))
+    assert len(messages(default)) == jobs  # no 028 copies
+    assert not any(m["attrs"].get("adinfo") for m in messages(default))
+    assert sum(i.skipped for i in default) == ad_info
+    # Fermilab's count: the job events, and each 028 once more as its trigger.
+    trigger = messages(list(read_events([log], TRIGGER)))
+    assert len(trigger) == jobs + ad_info
+    assert sum(bool(m["attrs"].get("adinfo")) for m in trigger) == ad_info
+
+
+def test_the_real_logs_hold_ad_information_events() -> None:
+    # Else the test above never sees a 028 event and proves nothing about them.
+    assert sum(header_counts(log)[28] for log in LOGS) > 0
+
+
+def test_ad_information_events_in_each_mode() -> None:
     log = require(DATA / "htcondor_python_bindings_test_log.txt")
-    trigger = messages(list(read_events([log], UTC)))
+    default = list(read_events([log], UTC))
+    assert [m["type"] for m in messages(default)] == ["SubmitEvent"] * 2
+    assert sum(i.skipped for i in default) == 2
+    trigger = messages(list(read_events([log], TRIGGER)))
     assert [m["type"] for m in trigger] == ["SubmitEvent"] * 4  # Fermilab's count
     assert [m["attrs"].get("adinfo", False) for m in trigger] == [False, True, False, True]
-    event = messages(list(read_events([log], ReadConfig(timezone="UTC", ad_info="event"))))
+    event = messages(list(read_events([log], EVERY)))
     assert [m["type"] for m in event] == ["SubmitEvent", "JobAdInformationEvent"] * 2
-    skip = list(read_events([log], ReadConfig(timezone="UTC", ad_info="skip")))
-    assert [m["type"] for m in messages(skip)] == ["SubmitEvent"] * 2
-    assert sum(i.skipped for i in skip) == 2
 
 
 def test_stream_by_attribute_from_the_ad_information_events() -> None:
     log = require(DATA / "htcondor_python_bindings_test_log.txt")
-    config = ReadConfig(timezone="UTC", stream_by=StreamRule.parse("attr:LogNotes"))
+    # Sent as their triggers, so that the 028 events' own streams show.
+    by_notes = StreamRule.parse("attr:LogNotes")
+    config = ReadConfig(timezone="UTC", stream_by=by_notes, ad_info="trigger")
     got = messages(list(read_events([log], config)))
     assert [m["stream"] for m in got] == [
         "LogNotes:DAG Node: Job1",

@@ -124,16 +124,24 @@ def test_owner_and_site_streams_remember_each_jobs_attributes(tmp_path: Path) ->
         + HELD.format(job="3.000.000")  # never said
     )
 
-    def streams(rule: str) -> list[tuple[str, str]]:
-        config = ReadConfig(timezone="UTC", stream_by=StreamRule.parse(rule))
+    def streams(rule: str, ad_info: str = "skip") -> list[tuple[str, str]]:
+        config = ReadConfig(timezone="UTC", stream_by=StreamRule.parse(rule), ad_info=ad_info)
         return [
             (i.message["stream"], i.message["type"])
             for i in read_events([path], config)
             if i.message
         ]
 
+    # By default the 028 events are not sent, but they still name their jobs' later events.
     assert streams("owner") == [
         ("owner:unknown", "ExecuteEvent"),  # before anything named the owner
+        ("owner:unknown", "ExecuteEvent"),
+        ("owner:alice", "JobHeldEvent"),
+        ("owner:bob", "JobHeldEvent"),
+        ("owner:unknown", "JobHeldEvent"),
+    ]
+    assert streams("owner", "trigger") == [
+        ("owner:unknown", "ExecuteEvent"),
         ("owner:alice", "ExecuteEvent"),  # the 028 event, counted as its trigger
         ("owner:unknown", "ExecuteEvent"),
         ("owner:bob", "ExecuteEvent"),
@@ -141,7 +149,7 @@ def test_owner_and_site_streams_remember_each_jobs_attributes(tmp_path: Path) ->
         ("owner:bob", "JobHeldEvent"),
         ("owner:unknown", "JobHeldEvent"),
     ]
-    assert [s for s, _ in streams("site")] == [
+    assert [s for s, _ in streams("site", "trigger")] == [
         "site:unknown",
         "site:FNAL",
         "site:unknown",

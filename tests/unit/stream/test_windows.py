@@ -261,11 +261,13 @@ def test_no_event_is_dropped_silently() -> None:
         run.feed(ev(ts, stream=rng.choice("xyz"), n=n))
     run.feed(hb(T0 + 10_000.0))
     assert run.late, "the feed was meant to have late events"
-    # Every late event is reported once and counted once in a later window of its stream ...
-    assert sum(w.late for w in run.closed) == len(run.late)
+    # Every late message is reported once, and its n events are counted once in a later
+    # window of its stream (late counts events, as for n messages of one event each) ...
     assert len({x.offset for x in run.late}) == len(run.late)
-    # ... and every other event is in exactly one window, with its n.
+    assert all(x.n == n_at[x.offset] for x in run.late)
     late_n = sum(n_at[x.offset] for x in run.late)
+    assert sum(w.late for w in run.closed) == late_n > len(run.late)
+    # ... and every other event is in exactly one window, with its n.
     assert sum(w.events for w in run.closed) == sum(n_at.values()) - late_n
 
 
