@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from benchmarks import (
+    backfill,
     dashboard,
     detection,
     elastic_rate,
@@ -14,8 +15,10 @@ from benchmarks import (
 
 
 def main() -> None:
-    print("== worker throughput (events topic -> closed windows) ==")
+    print("== worker throughput (events topic -> closed windows), natural and adversarial ==")
     worker_throughput.main([])
+    print("== backfill: 1,000 streams at 1-minute windows, a quarter day, scaled to 30 days ==")
+    backfill.main(["--days", "0.25"])
     print("== detection on simulated pools (in-process, the worker's scoring code) ==")
     detection.main([])
     print("== LSTM streaming step, per-stream Keras baseline, state size, training time ==")

@@ -53,6 +53,7 @@ from gridalarm.messages import (
     decode_object,
     dumps,
     event_of,
+    is_plain_counter,
 )
 
 
@@ -205,14 +206,26 @@ class Coalescer:
         """Messages held in all partitions."""
         return sum(len(part.held) for part in self._partitions.values())
 
-    def take(self, partition: int, key: bytes | None, value: bytes) -> list[Out]:
-        """Hold ``value`` (keyed ``key``) for ``partition``; return what must go out now."""
+    def take(
+        self,
+        partition: int,
+        key: bytes | None,
+        value: bytes,
+        data: dict[str, Any] | None = None,
+    ) -> list[Out]:
+        """Hold ``value`` (keyed ``key``) for ``partition``; return what must go out now.
+
+        ``data`` may be the dict ``value`` was serialised from: a plain counter event is then
+        judged on it, without decoding ``value`` again (its fields are JSON's own types, so the
+        worker decodes the same values).
+        """
         self.stats.taken += 1
         part = self._partitions.get(partition)
         if part is None:
             part = self._partitions[partition] = _Partition()
         try:
-            data = decode_object(value, self.config.max_bytes)
+            if data is None or len(value) > self.config.max_bytes or not is_plain_counter(data):
+                data = decode_object(value, self.config.max_bytes)
             message = event_of(data, self._bounds)
         except InvalidMessage:
             # The worker dead-letters it: it moves nothing, so it only needs its place.

@@ -268,7 +268,7 @@ class EventSink:
         if not isinstance(kind, str):
             kind = "gauge" if "metrics" in message else "other"
         n = message.get("n", 1)
-        await self.send_raw(dumps(message), key, ts, kind, n if type(n) is int else 1)
+        await self._send(dumps(message), key, ts, kind, n if type(n) is int else 1, message)
 
     async def send_raw(
         self,
@@ -286,6 +286,17 @@ class EventSink:
         With coalescing the bytes are judged as the worker would judge them: a valid counter
         event may be merged, anything else goes out as it is, in its place.
         """
+        await self._send(value, key, ts, kind, n, None)
+
+    async def _send(
+        self,
+        value: bytes,
+        key: bytes | None,
+        ts: float | None,
+        kind: str,
+        n: int,
+        data: dict[str, Any] | None,
+    ) -> None:
         size = len(value) + (len(key) if key else 0) + _RECORD_OVERHEAD
         if size > self.config.max_request_size:
             raise MessageTooLarge(
@@ -303,7 +314,7 @@ class EventSink:
             stats.bytes += len(value)
             await self._append(partition, key, value)
             return
-        out = self._coalescer.take(partition, key, value)
+        out = self._coalescer.take(partition, key, value, data)
         if out:
             await self._append_all(partition, out)
 

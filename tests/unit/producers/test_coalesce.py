@@ -124,14 +124,21 @@ def singles(items: list) -> list[bytes]:
     return out
 
 
-def coalesced(items: list, config: CoalesceConfig) -> tuple[list[bytes], Coalescer]:
-    """What the sink sends with coalescing, for one partition (0)."""
+def coalesced(
+    items: list, config: CoalesceConfig, with_dicts: bool = False
+) -> tuple[list[bytes], Coalescer]:
+    """What the sink sends with coalescing, for one partition (0); ``with_dicts``: each
+    message is also given as the dict it was made from, as ``EventSink.send`` does."""
     coalescer = Coalescer(config)
     out: list[Out] = []
     last = None
     for item in items:
         if item[0] == "msg":
-            out += coalescer.take(0, b"k", item[1])
+            try:
+                data = orjson.loads(item[1]) if with_dicts else None
+            except orjson.JSONDecodeError:
+                data = None
+            out += coalescer.take(0, b"k", item[1], data if isinstance(data, dict) else None)
         elif item[0] == "linger":
             out += coalescer.drain(0)
         elif last is None or item[1] >= last:
@@ -152,6 +159,7 @@ def test_windows_are_those_of_one_message_per_event(seed: int) -> None:
     items = random_sequence(rng, rng.randint(50, 800), size, lateness)
     config = CoalesceConfig(window=size, lateness=lateness, max_held=rng.choice((3, 50_000)))
     merged, _ = coalesced(items, config)
+    assert coalesced(items, config, with_dicts=True)[0] == merged
     chunk = rng.choice((1, 7, 500))
     want = windowing(singles(items), size, lateness, chunk)
     got = windowing(merged, size, lateness, rng.choice((1, 13, 500)))
