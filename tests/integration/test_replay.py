@@ -144,7 +144,7 @@ def test_jsonl_replay_delivers_each_line_once_keyed_and_closed(
 
     async def run() -> ReplayStats:
         # Line by line (coalescing off): this test follows each line to the topic; merged
-        # lines are test_coalesce.py's subject.
+        # lines are test_coalesced_windows.py's subject.
         config = SinkConfig.from_settings(
             kafka_settings, kafka_settings.kafka or "", "test", coalesce=None
         )
