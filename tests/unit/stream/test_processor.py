@@ -369,3 +369,23 @@ def test_crash_between_stream_and_partition_records_repeats_nothing() -> None:
     assert replayed.outputs.windows == third.outputs.windows
     assert replayed.outputs.scores == third.outputs.scores
     assert restored.streams == proc.streams
+
+
+def test_a_message_coalesced_with_another_window_is_counted_and_warned_about_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    proc = new_processor()
+
+    def merged(ts: float, window: float) -> bytes:
+        return orjson.dumps(
+            {"v": 1, "ts": ts, "stream": "a", "type": "ExecuteEvent", "n": 5,
+             "source": "p", "attrs": {"window": window, "eids": ["x"]}}
+        )  # fmt: skip
+
+    with caplog.at_level("WARNING", logger="gridalarm.stream.processor"):
+        result = proc.process(
+            raws([merged(T0 + 1, SIZE), merged(T0 + 2, 3600), merged(T0 + 3, 3600)])
+        )
+    assert result.kinds[("p", "ExecuteEvent")] == 15  # events, not messages
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "3600s windows" in warnings[0] and "60s" in warnings[0]
