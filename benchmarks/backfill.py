@@ -23,7 +23,13 @@ from pathlib import Path
 from kafka import KafkaConsumer
 
 from benchmarks.broker import broker
-from benchmarks.worker_throughput import REPO, _env, _peak_rss_kib, _total, _tps
+from benchmarks.worker_throughput import (
+    REPO,
+    env_of,
+    events_partitions,
+    peak_rss_kib,
+    total_messages,
+)
 from gridalarm.config import Settings
 from gridalarm.topics import ensure_topics
 
@@ -33,7 +39,7 @@ FULL_STREAMS = 1000
 
 def run(settings: Settings, streams: int, days: float, log: Path) -> dict:
     """Produce and consume at once; the figures of the run."""
-    env = _env(settings)
+    env = env_of(settings)
     started = time.perf_counter()
     producer = subprocess.Popen(
         [sys.executable, "-m", "gridalarm", "simulate", "--streams", str(streams),
@@ -53,14 +59,14 @@ def run(settings: Settings, streams: int, days: float, log: Path) -> dict:
         if producer.returncode != 0:
             raise SystemExit(f"the simulator failed ({producer.returncode})")
         produced = time.perf_counter() - started
-        total = _total(settings)
-        tps = _tps(settings)
+        total = total_messages(settings)
+        tps = events_partitions(settings)
         while sum(consumer.committed(tp) or 0 for tp in tps) < total:
             if worker.poll() is not None:
                 raise SystemExit(f"the worker exited with {worker.returncode}; see {log}")
             time.sleep(0.5)
         seconds = time.perf_counter() - started
-        peak = _peak_rss_kib(worker.pid)
+        peak = peak_rss_kib(worker.pid)
     finally:
         worker.terminate()
         worker.wait(timeout=60)

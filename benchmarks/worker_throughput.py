@@ -65,7 +65,7 @@ class Fill:
     producer_seconds: float = 0.0
 
 
-def _env(settings: Settings) -> dict[str, str]:
+def env_of(settings: Settings) -> dict[str, str]:
     return {
         **os.environ,
         "GRIDALARM_KAFKA": str(settings.kafka),
@@ -84,7 +84,7 @@ def fill_natural(settings: Settings, streams: int, hours: float) -> float:
     subprocess.run(
         [sys.executable, "-m", "gridalarm", "simulate", "--streams", str(streams),
          "--days", str(hours / 24), "--window", "1h", "--seed", "1", "--to-kafka", "--quiet"],
-        env=_env(settings), check=True, cwd=REPO, stdout=subprocess.DEVNULL,
+        env=env_of(settings), check=True, cwd=REPO, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     return time.perf_counter() - started
 
@@ -113,13 +113,13 @@ def fill_adversarial(settings: Settings, streams: int, events: int) -> float:
     return time.perf_counter() - started
 
 
-def _tps(settings: Settings) -> list[TopicPartition]:
+def events_partitions(settings: Settings) -> list[TopicPartition]:
     return [TopicPartition(settings.topic("events"), p) for p in range(settings.partitions)]
 
 
-def _total(settings: Settings) -> int:
+def total_messages(settings: Settings) -> int:
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka)
-    total = sum(consumer.end_offsets(_tps(settings)).values())
+    total = sum(consumer.end_offsets(events_partitions(settings)).values())
     consumer.close()
     return total
 
@@ -171,10 +171,10 @@ def consumer_process_rate(
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka, group_id=group, enable_auto_commit=False
     )
-    tps = _tps(settings)
+    tps = events_partitions(settings)
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            command, env=_env(settings), stdout=out, stderr=subprocess.STDOUT, cwd=REPO
+            command, env=env_of(settings), stdout=out, stderr=subprocess.STDOUT, cwd=REPO
         )
     try:
         first: tuple[float, int] | None = None
@@ -187,7 +187,7 @@ def consumer_process_rate(
             if first is None and done > 0:
                 first = (time.perf_counter(), done)
             time.sleep(0.2)
-        peak = _peak_rss_kib(proc.pid)
+        peak = peak_rss_kib(proc.pid)
         if first is None or done < total:
             raise SystemExit(f"{command} did not consume the topic; see {log}")
         if first[1] >= total:
@@ -200,7 +200,7 @@ def consumer_process_rate(
         consumer.close()
 
 
-def _peak_rss_kib(pid: int) -> int:
+def peak_rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
@@ -214,7 +214,7 @@ def measure(settings: Settings, mix: str, args: argparse.Namespace, tmp: Path) -
         producer_seconds = fill_natural(settings, args.streams, args.hours)
     else:
         producer_seconds = fill_adversarial(settings, args.streams, args.events)
-    total = _total(settings)
+    total = total_messages(settings)
     ceiling, events = asyncio.run(aiokafka_rate(settings, total, decode=True))
     bare, _ = asyncio.run(aiokafka_rate(settings, total, decode=False))
     per_message = events / total

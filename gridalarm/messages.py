@@ -168,11 +168,12 @@ def decode_object(raw: bytes | None, max_bytes: int = 1_000_000) -> dict[str, An
     return data
 
 
-def event_of(data: dict[str, Any], bounds: TimeBounds) -> Event | Heartbeat:
+def event_of(data: dict[str, Any], bounds: TimeBounds, plain: bool = False) -> Event | Heartbeat:
     """The event or heartbeat a decoded events-topic object stands for, or raise
     :class:`InvalidMessage` (schema, time). The producers' coalescing judges with it too, so
-    that it merges only what the worker would take."""
-    if not is_plain_counter(data):
+    that it merges only what the worker would take. ``plain``: the caller found
+    :func:`is_plain_counter` true already."""
+    if not plain and not is_plain_counter(data):
         validate("event", data)
     try:
         ts = parse_time(data["ts"])

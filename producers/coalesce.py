@@ -55,6 +55,7 @@ from gridalarm.messages import (
     event_of,
     is_plain_counter,
 )
+from gridalarm.stream.windows import WindowConfig
 
 
 class Out(NamedTuple):
@@ -197,14 +198,11 @@ class Coalescer:
         # Group members carry eids at most this many bytes: a merged message stays well inside
         # the worker's size limit.
         self._eid_budget = config.max_bytes // 4
+        # The worker's own window arithmetic (slots, close boundary), not a copy of it.
+        self._windows = WindowConfig(size=config.window, lateness=config.lateness, features=())
         # As the wire has it: a whole number of seconds prints as an integer.
         window = config.window
         self._window: float | int = int(window) if window == int(window) else window
-
-    @property
-    def held(self) -> int:
-        """Messages held in all partitions."""
-        return sum(len(part.held) for part in self._partitions.values())
 
     def take(
         self,
@@ -224,9 +222,13 @@ class Coalescer:
         if part is None:
             part = self._partitions[partition] = _Partition()
         try:
-            if data is None or len(value) > self.config.max_bytes or not is_plain_counter(data):
+            plain = (
+                data is not None and len(value) <= self.config.max_bytes and is_plain_counter(data)
+            )
+            if not plain:
                 data = decode_object(value, self.config.max_bytes)
-            message = event_of(data, self._bounds)
+            assert data is not None
+            message = event_of(data, self._bounds, plain=plain)
         except InvalidMessage:
             # The worker dead-letters it: it moves nothing, so it only needs its place.
             self._hold_single(part, _Single(key, value, None))
@@ -236,14 +238,9 @@ class Coalescer:
             self._hold_single(part, _Single(key, value, message.ts))
         else:
             out = self._hold_event(part, key, value, data, message)
-        if message.ts > part.taken:
-            part.taken, part.taken_raw = message.ts, data["ts"]
-            cfg = self.config
-            boundary = math.floor((part.taken - cfg.lateness) / cfg.window) * cfg.window
-            if boundary > part.boundary:
-                part.boundary = boundary
-                self.stats.flushes += 1
-                return out + self._drain(part)
+        if self._advance(part, message.ts, data["ts"]):
+            self.stats.flushes += 1
+            return out + self._drain(part)
         if len(part.held) >= self.config.max_held:
             return out + self._drain(part)
         return out
@@ -265,19 +262,26 @@ class Coalescer:
     def heartbeat_sent(self, partitions: tuple[int, ...], ts: float, ts_raw: Any) -> None:
         """The sink sent a heartbeat at ``ts`` (wire value ``ts_raw``) to ``partitions``, after
         draining them: the worker has seen that time there."""
-        cfg = self.config
         for partition in partitions:
             part = self._partitions.get(partition)
             if part is None:
                 part = self._partitions[partition] = _Partition()
             part.sent = max(part.sent, ts)
-            if ts > part.taken:
-                part.taken, part.taken_raw = ts, ts_raw
-                part.boundary = max(
-                    part.boundary, math.floor((ts - cfg.lateness) / cfg.window) * cfg.window
-                )
+            self._advance(part, ts, ts_raw)
 
     # -- internals -------------------------------------------------------------------------
+
+    def _advance(self, part: _Partition, ts: float, ts_raw: Any) -> bool:
+        """Take event time ``ts`` (wire value ``ts_raw``) into the largest time taken; True
+        when the worker's close boundary for the partition moved with it."""
+        if ts <= part.taken:
+            return False
+        part.taken, part.taken_raw = ts, ts_raw
+        boundary = self._windows.start_of(ts - self._windows.lateness)
+        if boundary <= part.boundary:
+            return False
+        part.boundary = boundary
+        return True
 
     def _hold_single(self, part: _Partition, single: _Single) -> None:
         part.singles += 1
@@ -291,14 +295,14 @@ class Coalescer:
         data: dict[str, Any],
         event: Event,
     ) -> list[Out]:
-        slot = math.floor(event.ts / self.config.window) * self.config.window
+        slot = self._windows.start_of(event.ts)
         # Source too: the worker counts events by (source, type) in its metrics.
         group_key = (event.stream, event.kind, slot, event.source)
         eids = _eids(data)
+        eid_bytes = sum(len(eid) + 3 for eid in eids)  # quoted, with a comma
         out: list[Out] = []
         group = part.held.get(group_key)
         if isinstance(group, _Group):
-            eid_bytes = sum(len(eid) + 3 for eid in eids)
             if (
                 group.n + event.n <= MAX_N
                 and group.eid_bytes + eid_bytes <= self._eid_budget
@@ -322,7 +326,7 @@ class Coalescer:
             ts_raw=data["ts"],
             n=event.n,
             eids=eids,
-            eid_bytes=sum(len(eid) + 3 for eid in eids),
+            eid_bytes=eid_bytes,
         )
         return out
 

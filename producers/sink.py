@@ -247,11 +247,6 @@ class EventSink:
                 raise task.exception()  # type: ignore[misc]
 
     @property
-    def coalescer(self) -> Coalescer | None:
-        """The coalescer (None when off): its ``stats`` say how much it merged."""
-        return self._coalescer
-
-    @property
     def partitions(self) -> tuple[int, ...]:
         """Partition numbers of the events topic, as the producer's metadata had them at start."""
         return self._partitions
@@ -393,11 +388,7 @@ class EventSink:
     async def _append_all(self, partition: int, out: list[Out]) -> None:
         """Place all of ``out`` (no await in between, so nothing else can come between two of
         them and a cancel cannot lose the tail), then hand over the batches they filled."""
-        sealed = False
-        for item in out:
-            self._count(item)
-            sealed = self._place(partition, item.key, item.value) or sealed
-        if sealed:
+        if self._place_all(partition, out):
             await self._submit(partition, current=False)
 
     def _place_held(self) -> set[int]:
@@ -406,18 +397,22 @@ class EventSink:
         if self._coalescer is None:
             return sealed
         for partition, out in self._coalescer.drain_all():
-            for item in out:
-                self._count(item)
-                if self._place(partition, item.key, item.value):
-                    sealed.add(partition)
+            if self._place_all(partition, out):
+                sealed.add(partition)
         return sealed
 
-    def _count(self, item: Out) -> None:
-        if item.heartbeat:
-            self.stats.heartbeats += 1
-        else:
-            self.stats.messages += 1
-            self.stats.bytes += len(item.value)
+    def _place_all(self, partition: int, out: list[Out]) -> bool:
+        """Count and place what the coalescer gave out for ``partition``; True when a full
+        batch was sealed."""
+        sealed = False
+        for item in out:
+            if item.heartbeat:
+                self.stats.heartbeats += 1
+            else:
+                self.stats.messages += 1
+                self.stats.bytes += len(item.value)
+            sealed = self._place(partition, item.key, item.value) or sealed
+        return sealed
 
     def _place(self, partition: int, key: bytes | None, value: bytes) -> bool:
         """Append one record to the partition's open batch; True when a full batch was sealed
