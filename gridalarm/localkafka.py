@@ -29,6 +29,14 @@ from gridalarm.javaserver import (
     port_open,
     shorten,
 )
+from gridalarm.localkafka_security import (
+    BrokerSecurity,
+    BrokerSecurityError,
+    ensure_tls,
+    scram_format_args,
+    secured_properties,
+    tls_of,
+)
 
 READY_LINE = b"Kafka Server started"
 POM_ENV = "GRIDALARM_KAFKA_POM"
@@ -71,6 +79,8 @@ class LocalKafkaConfig:
     stop_timeout: float = 30.0
     # Several brokers (e.g. the test session's and a test's own) may share one resolved jar set.
     jars_dir: Path | None = None
+    # Set: the client port speaks SASL_SSL with SCRAM users (gridalarm.localkafka_security).
+    security: BrokerSecurity | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -153,6 +163,7 @@ class LocalKafka(JavaServer):
             for port in (self.config.port, self.config.controller_port):
                 _check_port_free(self.config.host, port)
             java = _find_java()
+            self._prepare_security(java)
             with flocked(self.jars_dir.with_name(self.jars_dir.name + ".lock")):
                 jars = self._ensure_jars()
             self._write_configs()
@@ -279,6 +290,7 @@ class LocalKafka(JavaServer):
             # by default is too much for a small-heap broker.
             "log.cleaner.dedupe.buffer.size": "33554432",
         }
+        props.update(self._security_properties())
         text = "".join(f"{key}={value}\n" for key, value in props.items())
         self.properties_path.write_text("# written by gridalarm; edits are overwritten\n" + text)
         self.log4j_path.write_text(LOG4J2_PROPERTIES)
@@ -302,6 +314,7 @@ class LocalKafka(JavaServer):
                     "-c",
                     str(self.properties_path),
                     "--ignore-formatted",
+                    *self._security_format_args(),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -313,6 +326,32 @@ class LocalKafka(JavaServer):
                 f"formatting the local Kafka storage failed (exit {done.returncode})"
                 f"{_last_error(format_log)}; see {format_log}"
             )
+
+    # -- security (see gridalarm.localkafka_security) ----------------------------------------
+
+    @property
+    def ca_pem(self) -> Path | None:
+        """The CA file clients verify a secured broker with (GRIDALARM_KAFKA_CA); else None."""
+        return tls_of(self.root).ca_pem if self.config.security else None
+
+    def _prepare_security(self, java: str) -> None:
+        if self.config.security is None:
+            return
+        try:
+            ensure_tls(tls_of(self.root), self.config.host, java,
+                       self.config.security.validity_days)  # fmt: skip
+        except BrokerSecurityError as err:
+            raise LocalKafkaError(str(err)) from None
+
+    def _security_properties(self) -> dict[str, str]:
+        c = self.config
+        if c.security is None:
+            return {}
+        return secured_properties(c.security, tls_of(self.root), c.host, c.port,
+                                  c.controller_port)  # fmt: skip
+
+    def _security_format_args(self) -> list[str]:
+        return scram_format_args(self.config.security) if self.config.security else []
 
     # -- process ----------------------------------------------------------------------------
 
