@@ -12,9 +12,14 @@ credentials, an untrusted certificate, or a broker that speaks TLS to a plaintex
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
+import logging
 import socket
 import ssl
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -127,7 +132,7 @@ class KafkaAccess:
         """
         import faust
 
-        options: dict[str, Any] = {"broker": [f"kafka://{server}" for server in self.servers]}
+        options: dict[str, Any] = {"broker": f"kafka://{self.bootstrap}"}
         if self.uses_sasl:
             options["broker_credentials"] = faust.SASLCredentials(
                 username=self.username,
@@ -193,12 +198,47 @@ def is_auth_failure(err: BaseException) -> bool:
     )
 
 
+class _Refusals(logging.Handler):
+    """Keeps the credential refusals a client library logs (as the arguments of its records)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.refusals: list[BaseException] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args if isinstance(record.args, tuple) else ()
+        self.refusals.extend(a for a in args if isinstance(a, BaseException) and is_auth_failure(a))
+
+
+@contextlib.contextmanager
+def captured_refusals(logger_name: str) -> Iterator[list[BaseException]]:
+    """While inside: the records of ``logger_name`` (``kafka``, ``aiokafka``) are not shown;
+    the credential refusals among them are collected in the yielded list.
+
+    Both libraries retry or wrap a refused login and log the refusal itself; an unconfigured
+    CLI would print those records as extra lines. The caller reports the failure, once.
+    """
+    logger = logging.getLogger(logger_name)
+    handler = _Refusals()
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+    try:
+        yield handler.refusals
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
 def failure_line(access: KafkaAccess, err: BaseException | None = None, timeout: float = 5.0) -> (
     str | None
 ):  # fmt: skip
     """The one line that says why first contact with ``access`` failed, if it is a security
-    matter: ``err`` itself (a refused login), or a probe of the first address that answers
-    TCP (a TLS handshake that fails, a TLS port reached without TLS). None: not security.
+    matter: ``err`` itself (a refused login); else a probe of the first address that answers
+    TCP: a TLS handshake that fails, a TLS port reached without TLS, a refused SASL login.
+    None: not a security matter (or none found).
     """
     if err is not None and is_auth_failure(err):
         return refused_line(access)
@@ -206,10 +246,37 @@ def failure_line(access: KafkaAccess, err: BaseException | None = None, timeout:
         host, _, port = server.rpartition(":")
         try:
             with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as sock:
-                return _probe(access, sock, host.strip("[]"))
+                line = _probe(access, sock, host.strip("[]"))
         except (OSError, ValueError):
             continue
+        if line is None and access.uses_sasl and _sasl_refused(access, timeout):
+            return refused_line(access)
+        return line
     return None
+
+
+def _sasl_refused(access: KafkaAccess, timeout: float) -> bool:
+    """Whether the broker refuses the login, asked with aiokafka: kafka-python over TLS often
+    sees only the closed socket after a refusal (the broker closes right after its answer),
+    while aiokafka reads the answer. Runs in a thread of its own: callers may be in a loop."""
+    refused: list[bool] = []
+
+    async def ask() -> None:
+        from aiokafka import AIOKafkaClient
+
+        client = AIOKafkaClient(**access.aiokafka(), request_timeout_ms=int(timeout * 1000))
+        with captured_refusals("aiokafka") as refusals:
+            try:
+                await asyncio.wait_for(client.bootstrap(), timeout)
+            except Exception as exc:  # any failure: only a refusal counts
+                refused.append(is_auth_failure(exc) or bool(refusals))
+            finally:
+                await client.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(ask(),), daemon=True)
+    thread.start()
+    thread.join(timeout + 5)
+    return bool(refused and refused[0])
 
 
 def _probe(access: KafkaAccess, sock: socket.socket, host: str) -> str | None:
@@ -262,6 +329,7 @@ __all__ = [
     "Mechanism",
     "Security",
     "access_of",
+    "captured_refusals",
     "failure_line",
     "is_auth_failure",
     "refused_line",

@@ -8,11 +8,8 @@ defaults. Errors an operator can mend raise :class:`KafkaSetupError` with a one-
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import socket
 import time
-from collections.abc import Iterator
 
 import kafka.errors as kafka_errors
 from kafka.admin import KafkaAdminClient
@@ -23,8 +20,8 @@ from gridalarm.kafka_auth import (
     KafkaAccess,
     KafkaTarget,
     access_of,
+    captured_refusals,
     failure_line,
-    is_auth_failure,
 )
 
 TOPIC_KINDS: tuple[str, ...] = (
@@ -90,7 +87,7 @@ def wait_for_broker(kafka: KafkaTarget, timeout: float = 30.0) -> None:
     access = access_of(kafka)
     admin = _connect(access, timeout)
     try:
-        with _client_failures():
+        with captured_refusals("kafka"):
             admin.list_topics()
     except kafka_errors.KafkaError as err:
         raise _contact_error(access, err) from None
@@ -193,7 +190,7 @@ def _connect(access: KafkaAccess, timeout: float) -> KafkaAdminClient:
     for limit in (FIRST_TRY, None):
         left = deadline - time.monotonic()
         wait = max(min(left, limit) if limit else left, 1.0)
-        with _client_failures() as refusals:
+        with captured_refusals("kafka") as refusals:
             try:
                 return KafkaAdminClient(
                     **access.kafka_python(),
@@ -216,37 +213,6 @@ def _contact_error(access: KafkaAccess, err: BaseException) -> KafkaSetupError:
     if line is not None:
         return KafkaAccessError(line)
     return BrokerUnavailableError(_unreachable(access.bootstrap))
-
-
-class _FailureLog(logging.Handler):
-    """Keeps the credential refusals kafka-python logs; shows none of its records."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.refusals: list[BaseException] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        args = record.args if isinstance(record.args, tuple) else ()
-        self.refusals.extend(a for a in args if isinstance(a, BaseException) and is_auth_failure(a))
-
-
-@contextlib.contextmanager
-def _client_failures() -> Iterator[list[BaseException]]:
-    """kafka-python logs every failed connection attempt at ERROR, which an unconfigured CLI
-    prints as extra lines: while connecting its records go to a handler that only keeps the
-    refused logins (the caller reports the failure once, in one line)."""
-    logger = logging.getLogger("kafka")
-    handler = _FailureLog()
-    saved = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(logging.WARNING)
-    logger.propagate = False
-    try:
-        yield handler.refusals
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(saved[0])
-        logger.propagate = saved[1]
 
 
 def _unreachable(bootstrap: str) -> str:

@@ -36,6 +36,7 @@ import faust
 from faust.types import TP
 
 from gridalarm.config import Settings
+from gridalarm.kafka_auth import KafkaTarget, access_of
 from gridalarm.messages import dumps, heartbeat_message
 from gridalarm.metrics import MetricsBind, serve
 from gridalarm.stream.pipeline import Pipeline
@@ -74,7 +75,7 @@ REFETCH_PAUSE = 1.5  # seconds the flow stays stopped before a seek (see refetch
 class WorkerOptions:
     """Process-level choices that are not pipeline settings."""
 
-    bootstrap: str
+    bootstrap: KafkaTarget  # the broker and its security (a bare address: PLAINTEXT)
     web_enabled: bool = False
     loglevel: str = "warning"
     metrics: MetricsBind | None = None  # where to serve Prometheus metrics, if anywhere
@@ -85,7 +86,7 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
     datadir = settings.state_dir / "faust" / settings.worker_id
     app = faust.App(
         settings.worker_id,
-        broker=f"kafka://{options.bootstrap}",
+        **access_of(options.bootstrap).faust(),  # broker URL and credentials
         store="memory://",
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,
