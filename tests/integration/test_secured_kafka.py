@@ -270,3 +270,41 @@ def test_a_broker_certificate_from_an_unknown_ca_is_one_line(
                            "trusted (")  # fmt: skip
     assert line.endswith("set GRIDALARM_KAFKA_CA to the CA file that signed it")
     assert seconds < FAIL_WITHIN
+
+
+def test_the_dashboard_reads_over_sasl_ssl_and_wants_its_token(
+    secured: KafkaAccess, settings: Settings, tmp_path: Path
+) -> None:
+    import httpx
+
+    token = "dash-" + uuid.uuid4().hex
+    alert = an_alert(3)
+    ensure_topics(settings, secured)
+    write_compacted(secured, settings.topic("alerts"), alert["stream"].encode(),
+                    orjson.dumps(alert))  # fmt: skip
+    full = {k: v for k, v in os.environ.items() if not k.startswith("GRIDALARM_")}
+    full.update(GRIDALARM_KAFKA=secured.bootstrap, GRIDALARM_TOPIC_PREFIX=settings.topic_prefix,
+                GRIDALARM_DASHBOARD_TOKEN=token, **security_env(secured))  # fmt: skip
+    with (tmp_path / "dashboard.log").open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gridalarm", "dashboard", "--bind", "127.0.0.1:0",
+             "--backfill", "1h"],
+            env=full, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log,
+        )  # fmt: skip
+    try:
+        line = proc.stdout.readline().decode() if proc.stdout else ""
+        assert line.startswith("dashboard on "), (tmp_path / "dashboard.log").read_text()[-2000:]
+        url = line.split()[2].rstrip("/")
+        assert httpx.get(f"{url}/api/alerts").status_code == 401
+        assert httpx.get(f"{url}/api/alerts", params={"token": "wrong-" * 4}).status_code == 401
+        bearer = {"Authorization": f"Bearer {token}"}
+
+        def shown() -> bool:
+            assert proc.poll() is None, (tmp_path / "dashboard.log").read_text()[-2000:]
+            response = httpx.get(f"{url}/api/alerts", headers=bearer)
+            assert response.status_code == 200
+            return alert["alert_id"] in response.text
+
+        wait_until(shown, 60, "the dashboard to show the alert read over SASL_SSL", 0.5)
+    finally:
+        stop(proc)
