@@ -335,13 +335,26 @@ class LocalKafka(JavaServer):
         return tls_of(self.root).ca_pem if self.config.security else None
 
     def _prepare_security(self, java: str) -> None:
-        if self.config.security is None:
+        security = self.config.security
+        if security is None:
             return
         try:
-            ensure_tls(tls_of(self.root), self.config.host, java,
-                       self.config.security.validity_days)  # fmt: skip
+            ensure_tls(tls_of(self.root), self.config.host, java, security.validity_days)
         except BrokerSecurityError as err:
             raise LocalKafkaError(str(err)) from None
+        # SCRAM users are made only when the storage is formatted: a state dir formatted with
+        # other users (or none) would refuse these, so say so rather than start.
+        names = ",".join(sorted(user.name for user in security.users))
+        marker = self.root / "scram-users"
+        if (self.data_dir / "meta.properties").is_file():
+            made = marker.read_text().strip() if marker.is_file() else "(none)"
+            if made != names:
+                raise LocalKafkaError(
+                    f"the local Kafka in {self.root} was formatted with SCRAM users {made}, not "
+                    f"{names}; use a fresh --state-dir for other users"
+                )
+        else:
+            marker.write_text(names + "\n")
 
     def _security_properties(self) -> dict[str, str]:
         c = self.config
