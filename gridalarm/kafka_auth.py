@@ -232,9 +232,9 @@ def captured_refusals(logger_name: str) -> Iterator[list[BaseException]]:
         logger.propagate = saved[1]
 
 
-def failure_line(access: KafkaAccess, err: BaseException | None = None, timeout: float = 5.0) -> (
-    str | None
-):  # fmt: skip
+def failure_line(
+    access: KafkaAccess, err: BaseException | None = None, timeout: float = 5.0
+) -> str | None:
     """The one line that says why first contact with ``access`` failed, if it is a security
     matter: ``err`` itself (a refused login); else a probe of the first address that answers
     TCP: a TLS handshake that fails, a TLS port reached without TLS, a refused SASL login.

@@ -338,10 +338,7 @@ class LocalKafka(JavaServer):
         security = self.config.security
         if security is None:
             return
-        try:
-            ensure_tls(tls_of(self.root), self.config.host, java, security.validity_days)
-        except BrokerSecurityError as err:
-            raise LocalKafkaError(str(err)) from None
+        _check_port_free(self.config.host, security.internal_port)
         # SCRAM users are made only when the storage is formatted: a state dir formatted with
         # other users (or none) would refuse these, so say so rather than start.
         names = ",".join(sorted(user.name for user in security.users))
@@ -355,6 +352,10 @@ class LocalKafka(JavaServer):
                 )
         else:
             marker.write_text(names + "\n")
+        try:
+            ensure_tls(tls_of(self.root), self.config.host, java, security.validity_days)
+        except BrokerSecurityError as err:
+            raise LocalKafkaError(str(err)) from None
 
     def _security_properties(self) -> dict[str, str]:
         c = self.config

@@ -308,3 +308,23 @@ def test_the_dashboard_reads_over_sasl_ssl_and_wants_its_token(
         wait_until(shown, 60, "the dashboard to show the alert read over SASL_SSL", 0.5)
     finally:
         stop(proc)
+
+
+def test_a_state_dir_formatted_with_other_users_is_refused(tmp_path: Path) -> None:
+    from gridalarm.localkafka import LocalKafkaError
+
+    config = LocalKafkaConfig(
+        state_dir=tmp_path,
+        port=PORT + 3,
+        controller_port=PORT + 4,
+        security=BrokerSecurity(users=(ScramUser("carol", "carol-pw"),), internal_port=PORT + 5),
+    )
+    data = tmp_path / "kafka" / "data"
+    data.mkdir(parents=True)
+    (data / "meta.properties").write_text("formatted earlier, without SCRAM users\n")
+    with pytest.raises(LocalKafkaError) as caught:
+        LocalKafka(config).start()
+    assert str(caught.value) == (
+        f"the local Kafka in {tmp_path / 'kafka'} was formatted with SCRAM users (none), not "
+        "carol; use a fresh --state-dir for other users"
+    )
