@@ -17,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
 ROWS: list[dict[str, Any]] = []
 COLUMNS = (
-    "fault", "run", "events", "windows lost", "windows changed", "windows extra",
+    "fault", "run", "events", "events lost", "events duplicated",
+    "windows lost", "windows changed", "windows extra",
     "scores differing", "alert messages differing", "duplicate opens",
     "offsets passed over", "refetches", "recovery s",
 )  # fmt: skip
@@ -49,7 +50,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for row in ROWS:
         write("| " + " | ".join(_cell(row.get(c)) for c in COLUMNS) + " |")
     runs = [r for r in ROWS if "windows lost" in r]
-    bad = [r for r in runs if any(r.get(c) for c in COLUMNS[3:10])]  # refetches mend, not differ
+    differ = COLUMNS[COLUMNS.index("events lost") : COLUMNS.index("refetches")]
+    bad = [r for r in runs if any(r.get(c) for c in differ)]  # refetches mend, not differ
     write(f"{len(runs)} runs compared, {len(bad)} with a difference")
 
 

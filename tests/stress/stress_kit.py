@@ -7,13 +7,16 @@ file (:class:`Reference`, computed once per session), filling its row of the tab
 
 from __future__ import annotations
 
+import math
 import os
 import re
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pipeline_kit import (
     Published,
     assert_same_outputs,
@@ -21,6 +24,7 @@ from pipeline_kit import (
     end_offsets,
     gridalarm,
     published,
+    read_topic,
     second_prefix,
     wait_for_worker,
     worker_group,
@@ -28,6 +32,7 @@ from pipeline_kit import (
 )
 
 from gridalarm.config import Settings
+from gridalarm.timeutil import parse_time
 
 WINDOW = 60.0
 SESSION = {"BROKER_SESSION_TIMEOUT": "10"}  # a SIGKILLed member leaves the group after 10 s
@@ -104,6 +109,7 @@ def compare_run(
 ) -> None:
     """Fill ``row`` with how this run's outputs differ from the reference's, then assert that
     they do not. ``logs``: the folder of the run's ``worker-*.log`` files."""
+    count_events(settings, reference, row)
     ours, ref = published(settings), reference.outputs
     row["windows lost"] = len(set(ref.windows) - set(ours.windows))
     row["windows extra"] = len(set(ours.windows) - set(ref.windows))
@@ -118,4 +124,34 @@ def compare_run(
     row["offsets passed over"] = sum(map(int, skipped))
     row["refetches"] = len(re.findall(r"seeking back to", text))
     notes = "\n".join(re.findall(r".*(?:are not in the log|seeking back to).*", text))
+    assert (row["events lost"], row["events duplicated"]) == (0, 0), (
+        f"events lost {row['events lost']}, duplicated {row['events duplicated']}\n{context}"
+    )
     assert_same_outputs(ours, ref, context=f"{context}\n{notes}")
+
+
+def event_slots(messages: Iterable[dict[str, Any]]) -> Counter[tuple]:
+    """Events (a message counting its ``n``) by stream, type (or ``metrics`` for a gauge
+    sample) and window slot; heartbeats count nothing.
+
+    Slots, not times: a coalesced message carries its earliest member's time, so the file and
+    the topic agree on the slot of every event, not on each event's time.
+    """
+    counts: Counter[tuple] = Counter()
+    for message in messages:
+        if message.get("heartbeat"):
+            continue
+        slot = math.floor(parse_time(message["ts"]) / WINDOW)
+        kind = message.get("type") or ",".join(sorted(message.get("metrics", {})))
+        counts[(message["stream"], kind, slot)] += message.get("n", 1)
+    return counts
+
+
+def count_events(settings: Settings, reference: Reference, row: dict[str, Any]) -> None:
+    """Fill ``row``'s "events lost" and "events duplicated": the run's events topic against
+    the file it was replayed from, event by event (by stream, type and window slot)."""
+    with reference.events.open("rb") as lines:
+        sent = event_slots(orjson.loads(line) for line in lines if line.strip())
+    held = event_slots(read_topic(settings, "events"))
+    row["events lost"] = sum((sent - held).values())
+    row["events duplicated"] = sum((held - sent).values())
