@@ -44,7 +44,7 @@ from gridalarm.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 
-PORT, CONTROLLER_PORT = 39192, 39193
+PORT, CONTROLLER_PORT = 39196, 39197  # not the localkafka tests' 39192-39193
 SPEED = "400"  # the reference file's 0.3 day in about 65 s
 SETTLE = 15.0  # seconds of the worker committing before the kill
 DOWN = 15.0  # seconds the broker stays dead
