@@ -7,13 +7,16 @@ file (:class:`Reference`, computed once per session), filling its row of the tab
 
 from __future__ import annotations
 
+import math
 import os
 import re
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pipeline_kit import (
     Published,
     assert_same_outputs,
@@ -21,6 +24,7 @@ from pipeline_kit import (
     end_offsets,
     gridalarm,
     published,
+    read_topic,
     second_prefix,
     wait_for_worker,
     worker_group,
@@ -28,9 +32,11 @@ from pipeline_kit import (
 )
 
 from gridalarm.config import Settings
+from gridalarm.messages import Event, TimeBounds, event_of
 
 WINDOW = 60.0
 SESSION = {"BROKER_SESSION_TIMEOUT": "10"}  # a SIGKILLed member leaves the group after 10 s
+SORTED = orjson.OPT_SORT_KEYS
 
 
 @dataclass(frozen=True)
@@ -119,3 +125,48 @@ def compare_run(
     row["refetches"] = len(re.findall(r"seeking back to", text))
     notes = "\n".join(re.findall(r".*(?:are not in the log|seeking back to).*", text))
     assert_same_outputs(ours, ref, context=f"{context}\n{notes}")
+
+
+@dataclass(frozen=True)
+class EventTally:
+    """The events of a file against those on an events topic (see :func:`events_lost`)."""
+
+    events: int  # in the file
+    lost: int  # in the file, not on the topic
+    twice: int  # on the topic more often than in the file
+
+
+def events_lost(settings: Settings, reference: Reference) -> EventTally:
+    """Whether the events topic of ``settings`` holds every event of the reference file
+    exactly once, whatever the producer coalesced.
+
+    An event with an id (``attrs.eid``, a merged message's ``attrs.eids``) counts under it; a
+    counter event without one counts ``n`` times under (stream, type, window slot), since the
+    producer merges only events of one slot; a gauge sample once under its stream, time and
+    values. Heartbeats carry no events. Reusable by any fault test that replays the file."""
+    lines = reference.events.read_bytes().splitlines()
+    ours = _event_keys(read_topic(settings, "events"))
+    theirs = _event_keys(orjson.loads(line) for line in lines if line.strip())
+    return EventTally(
+        events=sum(theirs.values()),
+        lost=sum((theirs - ours).values()),
+        twice=sum((ours - theirs).values()),
+    )
+
+
+def _event_keys(messages: Iterable[dict[str, Any]]) -> Counter[tuple]:
+    bounds = TimeBounds(max_future=math.inf)
+    keys: Counter[tuple] = Counter()
+    for data in messages:
+        event = event_of(data, bounds)
+        if not isinstance(event, Event):
+            continue  # a heartbeat
+        attrs = data.get("attrs") or {}
+        eids = [attrs["eid"]] if "eid" in attrs else attrs.get("eids", [])
+        if eids:
+            keys.update(("eid", eid) for eid in eids)
+        elif event.metrics is not None:
+            keys[("gauge", event.stream, event.ts, orjson.dumps(event.metrics, option=SORTED))] += 1
+        else:
+            keys[("count", event.stream, event.kind, math.floor(event.ts / WINDOW))] += event.n
+    return keys
