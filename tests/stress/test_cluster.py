@@ -3,16 +3,19 @@
 A local cluster of three combined broker+controller nodes (:mod:`gridalarm.localcluster`;
 replication factor 3, min.insync.replicas 2, the internal topics too) gets the simulated file
 of the other loops, replayed at a pace that makes it last about a minute, while one worker
-consumes it. A third of the way in, the node that coordinates the worker's consumer group (and
-leads some events partitions) is SIGKILLed; producer and worker carry on with two nodes, and
-the node is started again on its own storage two thirds of the way in, while the replay still
-runs. Then the events topic must hold every event of the file exactly once, and every window,
-score and alert message must be what one worker's undisturbed run on the session broker
-published (issue 12: "a three-node local KRaft cluster with one node killed").
+consumes it. A third of the way in, one node is SIGKILLed (:data:`MODES`): the node that
+coordinates the worker's consumer group, started again on its own storage two thirds of the
+way in while the replay still runs; or a node that neither coordinates the group nor leads the
+controller quorum, left dead to the end. Producer and worker carry on. Then the events topic
+must hold every event of the file exactly once, and every window, score and alert message must
+be what one worker's undisturbed run on the session broker published (issue 12: "a three-node
+local KRaft cluster with one node killed").
 
-Recovery: from the kill to the worker's next commit. The cluster takes the client ports from
-``GRIDALARM_STRESS_CLUSTER_PORT`` (default 39094) on: 39094, 39096, 39098 for clients, the
-port after each for its controller.
+Recovery: from the kill until the worker has committed past its kill-time offset on every
+events partition (those the dead node led included); the first commit after the kill is
+printed too. The cluster takes the client ports from ``GRIDALARM_STRESS_CLUSTER_PORT``
+(default 39094) on: 39094, 39096, 39098, the port after each for its controller.
+``GRIDALARM_STRESS_CLUSTER_RUNS`` (default 1) runs of each mode.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from kafka.errors import KafkaError
 from pipeline_kit import (
     REPO_ROOT,
     committed,
+    committed_offsets,
     end_offsets,
     partition_progress,
     settings_env,
@@ -70,22 +74,36 @@ def cluster(local_kafka_jars: Path, tmp_path: Path) -> Iterator[LocalKafkaCluste
         cluster.stop()
 
 
+# Which node dies, and whether it comes back: the group coordinator (the worker's commits and
+# heartbeats stop until another node takes the group over), started again two thirds of the
+# way in; or a node that neither coordinates the group nor leads the controller quorum, left
+# dead to the end (two nodes still make min ISR 2).
+MODES = {
+    "coordinator": ("group coordinator SIGKILLed, restarted", True),
+    "other": ("a non-coordinator SIGKILLed, left down", False),
+}
+
+
 @pytest.mark.timeout(1200)
 @pytest.mark.parametrize("run", range(RUNS))
+@pytest.mark.parametrize("mode", list(MODES))
 def test_a_cluster_losing_a_node_under_load_loses_nothing(
+    mode: str,
     run: int,
     reference: Reference,
     cluster: LocalKafkaCluster,
     tmp_path: Path,
     stress_row: dict[str, Any],
 ) -> None:
-    stress_row.update(fault="3-node cluster (RF 3, min ISR 2): coordinator SIGKILLed", run=run)
+    what, restart = MODES[mode]
+    stress_row.update(fault=f"3-node cluster (RF 3, min ISR 2): {what}", run=run)
     settings = Settings(
         kafka=cluster.bootstrap, topic_prefix=f"cluster-{uuid.uuid4().hex[:8]}", partitions=8,
         replication=3, state_dir=tmp_path / "state", window=WINDOW,
     )  # fmt: skip
     ensure_topics(settings)
     assert replication(settings, settings.topic("events")) == [3] * settings.partitions
+    group = worker_group(settings)
 
     speed = event_span(reference.events) / REPLAY_SECONDS
     with (
@@ -97,37 +115,41 @@ def test_a_cluster_losing_a_node_under_load_loses_nothing(
         wait_until(lambda: time.monotonic() - started >= REPLAY_SECONDS / 3, 60, "a third")
         assert producer.poll() is None, "the replay ended before the kill: slow it down"
 
-        group = worker_group(settings)
-        victim = coordinator(settings, group)
-        led = leaders(settings, settings.topic("events")).get(victim, [])
-        quorum = quorum_leader(settings)
-        stress_row["fault"] += f" (node {victim}: events leader of {len(led)}/8" + (
-            ", quorum leader)" if quorum == victim else ")"
-        )
-        before = committed(settings, group)
+        victim, roles = choose(settings, group, mode)
+        stress_row["fault"] += f" (node {victim}: {roles})"
+        before = [offset or 0 for offset, _ in committed_offsets(settings, group)]
         cluster.kill(victim)
         killed = time.monotonic()
-        print(
-            f"\nkilled node {victim} (coordinator of {group}; leads events partitions {led}; "
-            f"quorum leader {quorum}) at {killed - started:.1f}s, {before} committed"
-        )
+        print(f"\nkilled node {victim} ({roles}) at {killed - started:.1f}s")
 
-        def moved_on() -> bool:
+        first: list[float] = []  # when the group's commit first moved after the kill
+
+        def every_partition_moved_on() -> bool:
             assert worker.poll() is None, f"the worker exited with {worker.returncode}"
-            now = committed_or_none(settings)
-            return now is not None and now > before
+            try:
+                now = [offset or 0 for offset, _ in committed_offsets(settings, group)]
+            except KafkaError:
+                return False  # no coordinator to ask yet
+            if not first and sum(now) > sum(before):
+                first.append(time.monotonic() - killed)
+            return all(n > b for n, b in zip(now, before, strict=True))
 
-        wait_until(moved_on, 300, "the worker's first commit after the kill", 0.05)
+        wait_until(every_partition_moved_on, 300, "every partition's commit to move on", 0.05)
         stress_row["recovery s"] = time.monotonic() - killed
-        print(f"worker committed again {stress_row['recovery s']:.1f}s after the kill")
-
-        wait_until(lambda: time.monotonic() - started >= 2 * REPLAY_SECONDS / 3, 120, "2/3")
-        running = producer.poll() is None
-        cluster.restart(victim)
         print(
-            f"restarted node {victim} at {time.monotonic() - started:.1f}s "
-            f"({'while' if running else 'after'} the replay ran)"
+            f"the worker's commit moved {first[0]:.1f}s after the kill, every partition's "
+            f"{stress_row['recovery s']:.1f}s after it"
         )
+
+        if restart:
+            wait_until(lambda: time.monotonic() - started >= 2 * REPLAY_SECONDS / 3, 120, "2/3")
+            running, at = producer.poll() is None, time.monotonic()
+            cluster.restart(victim)
+            print(
+                f"restarted node {victim} at {at - started:.1f}s "
+                f"({'while' if running else 'after'} the replay ran), serving "
+                f"{time.monotonic() - at:.1f}s later"
+            )
         assert producer.wait(timeout=600) == 0, replay_failure(tmp_path / "replay.log")
         print(f"replay done at {time.monotonic() - started:.1f}s")
         stress_row["events"] = end_offsets(settings, "events")
@@ -135,15 +157,29 @@ def test_a_cluster_losing_a_node_under_load_loses_nothing(
         print(f"worker done at {time.monotonic() - started:.1f}s")
         at_end = partition_progress(settings)
 
-    wait_until(lambda: all_in_sync(settings), 120, "every replica back in sync", 1.0)
+    # A restarted node catches up; without it, the two others still hold every partition.
+    in_sync = 3 if restart else 2
+    wait_until(lambda: all_in_sync(settings, in_sync), 120, f"{in_sync} replicas in sync", 1.0)
     # The worker's changelog topic (its state) is replicated like the project's topics.
-    changelog = f"{worker_group(settings)}-state-changelog"
+    changelog = f"{group}-state-changelog"
     assert replication(settings, changelog) == [3] * settings.partitions
     tally = events_lost(settings, reference)
     stress_row["events lost"], stress_row["events twice"] = tally.lost, tally.twice
     print(f"{tally.events} events in the file: {tally.lost} lost, {tally.twice} twice")
     compare_run(settings, reference, tmp_path, stress_row, f"node {victim} killed; {at_end}")
     assert (tally.lost, tally.twice) == (0, 0), f"events lost or repeated: {tally}"
+
+
+def choose(settings: Settings, group: str, mode: str) -> tuple[int, str]:
+    """The node to kill for ``mode`` and what it does in the cluster, for the table."""
+    boss, quorum = coordinator(settings, group), quorum_leader(settings)
+    events = leaders(settings, settings.topic("events"))
+    # Of three nodes, at least one neither coordinates the group nor leads the quorum.
+    victim = boss if mode == "coordinator" else min({1, 2, 3} - {boss, quorum})
+    roles = [f"leads {len(events.get(victim, []))}/8 events partitions"]
+    roles += ["group coordinator"] if victim == boss else []
+    roles += ["quorum leader"] if victim == quorum else []
+    return victim, ", ".join(roles)
 
 
 def event_span(path: Path) -> float:
@@ -217,8 +253,8 @@ def replication(settings: Settings, topic: str) -> list[int]:
     return [len(p["replica_nodes"]) for p in parts]
 
 
-def all_in_sync(settings: Settings) -> bool:
-    """Every partition of the run's events topic has all three replicas in sync again."""
+def all_in_sync(settings: Settings, replicas: int) -> bool:
+    """Every partition of the run's events topic has ``replicas`` replicas in sync."""
     try:
         client = admin(settings)
         try:
@@ -227,7 +263,7 @@ def all_in_sync(settings: Settings) -> bool:
             client.close()
     except KafkaError:
         return False
-    return all(len(p["isr_nodes"]) == 3 for p in described["partitions"])
+    return all(len(p["isr_nodes"]) == replicas for p in described["partitions"])
 
 
 def coordinator(settings: Settings, group: str) -> int:
