@@ -95,6 +95,10 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
         web_port=settings.web_port,
         datadir=str(datadir),
         producer_max_request_size=16 * 1024 * 1024,
+        # Faust's default, said here because the worker relies on it: an output counts as
+        # published (and the offsets behind it may be committed) only once every in-sync
+        # replica has it, so it survives the loss of a broker (min.insync.replicas >= 2).
+        producer_acks=-1,
         table_standby_replicas=0,
         # Our topics are created by ensure_topics with their own configs; Faust declares only
         # its changelog and internal topics.
