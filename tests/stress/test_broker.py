@@ -77,6 +77,7 @@ def sigkill(broker: LocalKafka) -> None:
     )
 
 
+@pytest.mark.timeout(1800)  # its waits add up to more than pytest's default 600 s
 @pytest.mark.parametrize("run", range(RUNS))
 def test_the_broker_killed_and_restarted_mid_stream_changes_nothing(
     run: int,

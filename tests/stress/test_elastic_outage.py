@@ -103,6 +103,8 @@ class LiveWriter(threading.Thread):
         return self.written
 
 
+# About 7 minutes on a busy machine; its waits add up to more than pytest's default 600 s.
+@pytest.mark.timeout(1800)
 def test_elasticsearch_down_a_minute_under_follow_changes_nothing(
     own_es_node: Any, kafka_settings: Settings, tmp_path: Path, stress_row: dict[str, Any]
 ) -> None:
