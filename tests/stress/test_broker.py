@@ -15,7 +15,6 @@ before the kill.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -38,7 +37,6 @@ from pipeline_kit import (
 from stress_kit import SESSION, WINDOW, Reference, compare_run
 
 from gridalarm.config import Settings
-from gridalarm.javaserver import port_open
 from gridalarm.localkafka import LocalKafka, LocalKafkaConfig
 from gridalarm.topics import ensure_topics
 
@@ -69,14 +67,6 @@ def own_broker(tmp_path: Path, local_kafka_jars: Path) -> Iterator[LocalKafka]:
         broker.stop()
 
 
-def sigkill(broker: LocalKafka) -> None:
-    """SIGKILL the broker's JVM and wait until its port is closed."""
-    os.kill(int(broker.pid_path.read_text()), signal.SIGKILL)
-    wait_until(
-        lambda: not port_open(broker.config.host, broker.config.port), 30, "port closed", 0.1
-    )
-
-
 @pytest.mark.timeout(1800)  # its waits add up to more than pytest's default 600 s
 @pytest.mark.parametrize("run", range(RUNS))
 def test_the_broker_killed_and_restarted_mid_stream_changes_nothing(
@@ -104,12 +94,16 @@ def test_the_broker_killed_and_restarted_mid_stream_changes_nothing(
             env=settings_env(settings), stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
         )  # fmt: skip
         try:
-            started = lambda: worker.poll() is None and committed(settings, group) > 0  # noqa: E731
+
+            def started() -> bool:
+                assert worker.poll() is None, f"the worker exited with {worker.returncode}"
+                return committed(settings, group) > 0
+
             wait_until(started, 180, "the worker's first commit", 0.2)
             time.sleep(SETTLE)  # the fault's place in the replay, not a synchronisation
             assert producer.poll() is None, "the replay ended before the kill: slow it down"
             before = committed(settings, group)
-            sigkill(own_broker)
+            assert own_broker.kill()  # SIGKILL; returns once its ports are free
             killed = time.monotonic()
             time.sleep(DOWN)  # the outage itself
             own_broker.start()
