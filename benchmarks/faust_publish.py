@@ -1,11 +1,12 @@
 """A Faust app that only publishes: the ceiling of the worker's publishing at a window close.
 
-Run as a child process by scale.py: ``python -m benchmarks.faust_publish BOOTSTRAP TOPIC
-PARTITIONS COUNT SIZE...``. It sends ``COUNT`` messages to ``TOPIC`` through Faust's producer
+Run as a child process by scale.py: ``python -m benchmarks.faust_publish OUT BOOTSTRAP
+TOPIC PARTITIONS COUNT SIZE...``. It sends ``COUNT`` messages to ``TOPIC`` through Faust's producer
 as the worker sends a close's outputs and state records (``send_soon`` on a raw-bytes topic,
 the worker's producer settings), value sizes taking turns through ``SIZE...``, in one burst per
-partition that it awaits before the next, as the worker awaits a batch's deliveries. It prints
-``published-seconds S`` (from its first send to its last acknowledgement), then stops itself.
+partition that it awaits before the next, as the worker awaits a batch's deliveries. It writes
+the seconds from its first send to its last acknowledgement to the file ``OUT`` (Faust takes
+over stdout), then stops itself.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import faust
 
@@ -23,13 +25,22 @@ PRODUCER_SETTINGS = {"producer_max_request_size": 16 * 1024 * 1024}  # as in str
 
 
 def main() -> None:
-    bootstrap, topic_name, partitions, count, *sizes = sys.argv[1:]
+    out, bootstrap, topic_name, partitions, count, *sizes = sys.argv[1:]
     with tempfile.TemporaryDirectory(prefix="faust-publish-") as datadir:
-        run(bootstrap, topic_name, int(partitions), int(count), [int(s) for s in sizes], datadir)
+        run(
+            Path(out), bootstrap, topic_name, int(partitions), int(count),
+            [int(s) for s in sizes], datadir,
+        )  # fmt: skip
 
 
 def run(
-    bootstrap: str, topic_name: str, partitions: int, count: int, sizes: list[int], datadir: str
+    out: Path,
+    bootstrap: str,
+    topic_name: str,
+    partitions: int,
+    count: int,
+    sizes: list[int],
+    datadir: str,
 ) -> None:
     """Publish, print the seconds, stop."""
     app = faust.App(
@@ -61,7 +72,7 @@ def run(
                 for i in range(first, min(count, first + per_burst))
             ]
             await asyncio.wait(sent)
-        print(f"published-seconds {time.perf_counter() - started:.3f}", flush=True)
+        out.write_text(f"{time.perf_counter() - started:.3f}\n")
         os.kill(os.getpid(), signal.SIGTERM)
 
     faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()

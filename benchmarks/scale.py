@@ -32,11 +32,9 @@ import argparse
 import asyncio
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -58,6 +56,7 @@ WINDOW = 60.0
 GB = 1e9
 TARGET_STATE_BYTES = 2 * GB
 MiB = 1024 * 1024
+LOGS = REPO / ".state" / "bench-scale"
 DEADLINE = 7200.0  # seconds any one wait may take before the run gives up
 
 
@@ -79,6 +78,7 @@ class Run:
     streams: int
     closes: list[Close] = field(default_factory=list)
     register_s: float = 0.0
+    start_s: float = 0.0  # from the worker's start to its first commit, with no state
     idle_rss_mib: float = 0.0
     peak_rss_mib: float = 0.0
 
@@ -295,16 +295,16 @@ def faust_publish_seconds(settings: Settings, count: int, sizes: list[int], log:
         admin.create_topics([NewTopic(topic, settings.partitions, 1)])
     finally:
         admin.close()
+    result = log.with_name("faust-publish.seconds")
     with log.open("ab") as out:
-        done = subprocess.run(
-            [sys.executable, "-m", "benchmarks.faust_publish", str(settings.kafka), topic,
-             str(settings.partitions), str(count), *map(str, sizes)],
-            env=env_of(settings), stdout=subprocess.PIPE, stderr=out, cwd=REPO, check=False,
+        subprocess.run(
+            [sys.executable, "-m", "benchmarks.faust_publish", str(result), str(settings.kafka),
+             topic, str(settings.partitions), str(count), *map(str, sizes)],
+            env=env_of(settings), stdout=out, stderr=out, cwd=REPO, check=False,
         )  # fmt: skip
-    found = re.search(rb"published-seconds ([0-9.]+)", done.stdout)
-    if found is None:
-        raise SystemExit(f"the Faust publishing baseline printed no time; see {log}")
-    return float(found.group(1))
+    if not result.exists():
+        raise SystemExit(f"the Faust publishing baseline wrote no time; see {log}")
+    return float(result.read_text())
 
 
 def log_dir_bytes(settings: Settings, topic: str) -> int | None:
@@ -338,8 +338,10 @@ def measure(settings: Settings, args: argparse.Namespace, tmp: Path) -> dict:
     try:
         # A heartbeat before any stream: the worker applies it (and commits) once it has
         # joined the group, so its RSS then is that of a worker with no stream.
+        launched = time.monotonic()
         asyncio.run(send_heartbeat(settings, T0 - 3600))
-        wait("the worker to start", lambda: caught_up(offsets), worker, log, poll=0.2)
+        ready = wait("the worker to start", lambda: caught_up(offsets), worker, log, 0.1)
+        run.start_s = ready - launched
         run.idle_rss_mib = rss_mib(worker.pid)
         started = time.monotonic()
         asyncio.run(send_events(settings, list(range(n)), 0))
@@ -370,7 +372,35 @@ def measure(settings: Settings, args: argparse.Namespace, tmp: Path) -> dict:
     changelog = asyncio.run(read_changelog(settings))
     changelog_topic = f"{settings.worker_id}-state-changelog"
     on_disk = log_dir_bytes(settings, changelog_topic)
-    print(f"read the changelog: {changelog['records']:,} records", flush=True)
+    closes = [c.last_window_s for c in run.closes]
+    worst = max(closes)
+    state_bytes = changelog["stream_bytes"] + changelog["partition_bytes"]
+    result = {
+        "streams": n,
+        "partitions": settings.partitions,
+        "detector": settings.detector,
+        "register_seconds": round(run.register_s, 1),
+        "register_messages_per_s": round(n / run.register_s),
+        "close_last_window_seconds": [round(s, 1) for s in closes],
+        "close_first_window_seconds": [round(c.first_window_s, 1) for c in run.closes],
+        "close_committed_seconds": [round(c.committed_s, 1) for c in run.closes],
+        "close_worst_to_window": round(worst / WINDOW, 2),
+        "close_windows_per_s": round(n / worst),
+        "idle_rss_mib": round(run.idle_rss_mib),
+        "rss_after_closes_mib": [round(c.rss_mib) for c in run.closes],
+        "peak_rss_mib": round(run.peak_rss_mib),
+        "rss_bytes_per_stream": round((run.closes[-1].rss_mib - run.idle_rss_mib) * MiB / n),
+        "state_bytes_per_stream": round(changelog["stream_bytes"] / n),
+        "state_bytes_per_stream_max": changelog["stream_bytes_max"],
+        "partition_record_bytes_max": changelog["partition_bytes_max"],
+        "state_bytes": state_bytes,
+        "state_to_2gb_target": round(state_bytes / TARGET_STATE_BYTES, 3),
+        "changelog_records": changelog["records"],
+        "changelog_bytes_written": changelog["bytes_written"],
+        "changelog_bytes_on_disk": on_disk,
+        "changelog_aiokafka_read_seconds": round(changelog["read_seconds"], 1),
+    }
+    show(result)
 
     # The restore: one more window's events and its heartbeat wait in the log while a fresh
     # worker (empty state dir, same group) restores the table and then applies them.
@@ -386,58 +416,45 @@ def measure(settings: Settings, args: argparse.Namespace, tmp: Path) -> dict:
             "the new owner's first commit",
             lambda: offsets.committed() > committed_before, worker, log, 0.1,
         )  # fmt: skip
+        restored_rss = rss_mib(worker.pid)  # the state restored, before its first close
         restore = close_window(fresh, offsets, worker, log, window, n)
         restore_s = restored - started
         new_owner_peak = rss_mib(worker.pid, "VmHWM:")
     finally:
         worker.terminate()
         worker.wait(timeout=600)
-    restore_windows = offsets.windows_total() - windows_before  # n unless some repeat
+    restored_figures = {
+        "restore_to_first_commit_seconds": round(restore_s, 1),
+        "empty_start_to_first_commit_seconds": round(run.start_s, 1),
+        "restore_minus_empty_start_seconds": round(restore_s - run.start_s, 1),
+        "restore_to_aiokafka_read": round(restore_s / changelog["read_seconds"], 1),
+        "restore_close_last_window_seconds": round(restore.last_window_s, 1),
+        "restore_close_windows": offsets.windows_total() - windows_before,  # n unless repeats
+        "new_owner_rss_restored_mib": round(restored_rss),
+        "new_owner_peak_rss_mib": round(new_owner_peak),
+    }
     offsets.close()
+    show(restored_figures)
+    result.update(restored_figures)
 
     # Baseline of the closes: a bare Faust app publishes what one close publishes (a window
     # and a score per stream, the stream's state record) with the sizes this run measured.
     window_size, score_size = sample_sizes(settings, ("windows", "scores"))
     state_size = round(changelog["stream_bytes"] / max(changelog["stream_records"], 1))
     publish_s = faust_publish_seconds(settings, 3 * n, [window_size, score_size, state_size], log)
-
-    closes = [c.last_window_s for c in run.closes]
-    worst = max(closes)
-    state_bytes = changelog["stream_bytes"] + changelog["partition_bytes"]
-    result = {
-        "streams": n,
-        "partitions": settings.partitions,
-        "detector": settings.detector,
-        "register_seconds": round(run.register_s, 1),
-        "register_messages_per_s": round(n / run.register_s),
-        "close_last_window_seconds": [round(s, 1) for s in closes],
-        "close_first_window_seconds": [round(c.first_window_s, 1) for c in run.closes],
-        "close_committed_seconds": [round(c.committed_s, 1) for c in run.closes],
-        "close_worst_to_window": round(worst / WINDOW, 2),
-        "close_windows_per_s": round(n / worst),
+    baseline = {
+        "message_sizes_window_score_state": [window_size, score_size, state_size],
         "bare_faust_publish_seconds": round(publish_s, 1),
         "close_worst_to_bare_faust_publish": round(worst / publish_s, 2),
-        "message_sizes_window_score_state": [window_size, score_size, state_size],
-        "idle_rss_mib": round(run.idle_rss_mib),
-        "rss_after_closes_mib": [round(c.rss_mib) for c in run.closes],
-        "peak_rss_mib": round(run.peak_rss_mib),
-        "rss_bytes_per_stream": round((run.closes[-1].rss_mib - run.idle_rss_mib) * MiB / n),
-        "state_bytes_per_stream": round(changelog["stream_bytes"] / n),
-        "state_bytes_per_stream_max": changelog["stream_bytes_max"],
-        "partition_record_bytes_max": changelog["partition_bytes_max"],
-        "state_bytes": state_bytes,
-        "state_to_2gb_target": round(state_bytes / TARGET_STATE_BYTES, 3),
-        "changelog_records": changelog["records"],
-        "changelog_bytes_written": changelog["bytes_written"],
-        "changelog_bytes_on_disk": on_disk,
-        "changelog_aiokafka_read_seconds": round(changelog["read_seconds"], 1),
-        "restore_to_first_commit_seconds": round(restore_s, 1),
-        "restore_to_aiokafka_read": round(restore_s / changelog["read_seconds"], 1),
-        "restore_close_last_window_seconds": round(restore.last_window_s, 1),
-        "restore_close_windows": restore_windows,
-        "new_owner_peak_rss_mib": round(new_owner_peak),
     }
+    show(baseline)
+    result.update(baseline)
     return result
+
+
+def show(figures: dict) -> None:
+    for key, value in figures.items():
+        print(f"{key:36} {value}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -452,19 +469,23 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.streams < 1 or args.windows < 1 or not 0 < args.active <= 1:
         parser.error("--streams and --windows must be >= 1, --active in (0, 1]")
-    with broker() as bootstrap, tempfile.TemporaryDirectory() as tmp:
+    with broker() as bootstrap:
         prefix = f"bench-scale-{uuid.uuid4().hex[:8]}"
+        # Kept after the run: the workers' log and the baseline's (LOGS/<prefix>).
+        tmp = LOGS / prefix
+        tmp.mkdir(parents=True, exist_ok=True)
+        print(f"topic prefix {prefix}; logs in {tmp}", flush=True)
         extra = {"detector": args.detector} if args.detector else {}
         settings = Settings(
             kafka=bootstrap, topic_prefix=prefix, window=WINDOW, worker_id=f"{prefix}-worker",
-            state_dir=Path(tmp) / "state", **extra,
+            state_dir=tmp / "state", **extra,
         )  # fmt: skip
         started = time.monotonic()
-        result = measure(settings, args, Path(tmp))
+        result = measure(settings, args, tmp)
         result["benchmark_minutes"] = round((time.monotonic() - started) / 60, 1)
         result["load_average_at_end"] = os.getloadavg()[0]
-    for key, value in result.items():
-        print(f"{key:36} {value}")
+    print("== summary ==")
+    show(result)
     return result
 
 
