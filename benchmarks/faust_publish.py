@@ -1,10 +1,11 @@
 """A Faust app that only publishes: the ceiling of the worker's publishing at a window close.
 
 Run as a child process by scale.py: ``python -m benchmarks.faust_publish OUT BOOTSTRAP
-TOPIC PARTITIONS COUNT SIZE...``. It sends ``COUNT`` messages to ``TOPIC`` through Faust's producer
-as the worker sends a close's outputs and state records (``send_soon`` on a raw-bytes topic,
-the worker's producer settings), value sizes taking turns through ``SIZE...``, in one burst per
-partition that it awaits before the next, as the worker awaits a batch's deliveries. It writes
+PARTITIONS COUNT TOPIC:SIZE...``. It sends ``COUNT`` messages of ``SIZE`` bytes to each
+``TOPIC`` through Faust's producer as the worker sends a close's windows, scores and state
+records (``send_soon`` on raw-bytes topics, the worker's producer settings): in one burst per
+events partition, each burst its share of every topic's messages in turn, which it awaits
+before the next burst, as the worker awaits a batch's deliveries. It writes
 the seconds from its first send to its last acknowledgement to the file ``OUT`` (Faust takes
 over stdout), then stops itself.
 """
@@ -25,21 +26,18 @@ PRODUCER_SETTINGS = {"producer_max_request_size": 16 * 1024 * 1024}  # as in str
 
 
 def main() -> None:
-    out, bootstrap, topic_name, partitions, count, *sizes = sys.argv[1:]
+    out, bootstrap, partitions, count, *targets = sys.argv[1:]
+    sizes = {name: int(size) for name, size in (t.rsplit(":", 1) for t in targets)}
     with tempfile.TemporaryDirectory(prefix="faust-publish-") as datadir:
-        run(
-            Path(out), bootstrap, topic_name, int(partitions), int(count),
-            [int(s) for s in sizes], datadir,
-        )  # fmt: skip
+        run(Path(out), bootstrap, int(partitions), int(count), sizes, datadir)
 
 
 def run(
     out: Path,
     bootstrap: str,
-    topic_name: str,
     partitions: int,
     count: int,
-    sizes: list[int],
+    sizes: dict[str, int],
     datadir: str,
 ) -> None:
     """Publish, print the seconds, stop."""
@@ -52,24 +50,29 @@ def run(
         datadir=datadir,
         **PRODUCER_SETTINGS,
     )
-    topic = app.topic(
-        topic_name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=partitions,
-    )
-    values = [b"x" * size for size in sizes]
+    topics = [
+        (
+            app.topic(
+                name,
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=partitions,
+            ),
+            b"x" * size,
+        )
+        for name, size in sizes.items()
+    ]
 
     @app.task
     async def publish() -> None:
         started = time.perf_counter()
         per_burst = -(-count // partitions)
         for first in range(0, count, per_burst):
+            keys = [b"s:%d" % i for i in range(first, min(count, first + per_burst))]
             sent = [
-                topic.send_soon(key=b"s:%d" % i, value=values[i % len(values)])
-                for i in range(first, min(count, first + per_burst))
+                topic.send_soon(key=key, value=value) for topic, value in topics for key in keys
             ]
             await asyncio.wait(sent)
         out.write_text(f"{time.perf_counter() - started:.3f}\n")

@@ -287,19 +287,21 @@ def sample_sizes(settings: Settings, kinds: tuple[str, ...], count: int = 2000) 
 
 
 def faust_publish_seconds(settings: Settings, count: int, sizes: list[int], log: Path) -> float:
-    """Seconds a bare Faust app takes to publish ``count`` messages of ``sizes`` in turn."""
-    topic = f"{settings.topic_prefix}.publish-baseline"
+    """Seconds a bare Faust app takes to publish ``count`` messages to each of three topics of
+    ``sizes`` bytes (a close's windows, scores and state records)."""
+    names = [f"{settings.topic_prefix}.publish-baseline-{kind}" for kind in ("w", "s", "r")]
     # The broker creates no topic on its own (auto.create.topics.enable=false).
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka)
     try:
-        admin.create_topics([NewTopic(topic, settings.partitions, 1)])
+        admin.create_topics([NewTopic(name, settings.partitions, 1) for name in names])
     finally:
         admin.close()
     result = log.with_name("faust-publish.seconds")
+    targets = [f"{name}:{size}" for name, size in zip(names, sizes, strict=True)]
     with log.open("ab") as out:
         subprocess.run(
             [sys.executable, "-m", "benchmarks.faust_publish", str(result), str(settings.kafka),
-             topic, str(settings.partitions), str(count), *map(str, sizes)],
+             str(settings.partitions), str(count), *targets],
             env=env_of(settings), stdout=out, stderr=out, cwd=REPO, check=False,
         )  # fmt: skip
     if not result.exists():
@@ -441,7 +443,7 @@ def measure(settings: Settings, args: argparse.Namespace, tmp: Path) -> dict:
     # and a score per stream, the stream's state record) with the sizes this run measured.
     window_size, score_size = sample_sizes(settings, ("windows", "scores"))
     state_size = round(changelog["stream_bytes"] / max(changelog["stream_records"], 1))
-    publish_s = faust_publish_seconds(settings, 3 * n, [window_size, score_size, state_size], log)
+    publish_s = faust_publish_seconds(settings, n, [window_size, score_size, state_size], log)
     baseline = {
         "message_sizes_window_score_state": [window_size, score_size, state_size],
         "bare_faust_publish_seconds": round(publish_s, 1),
