@@ -3,9 +3,9 @@
 Run as a child process by scale.py: ``python -m benchmarks.faust_publish OUT BOOTSTRAP
 PARTITIONS COUNT TOPIC:SIZE...``. It sends ``COUNT`` messages of ``SIZE`` bytes to each
 ``TOPIC`` through Faust's producer as the worker sends a close's windows, scores and state
-records (``send_soon`` on raw-bytes topics, the worker's producer settings): in one burst per
-events partition, each burst its share of every topic's messages in turn, which it awaits
-before the next burst, as the worker awaits a batch's deliveries. It writes
+records (``send_soon`` on raw-bytes topics, the worker's producer settings): every topic's
+messages in turn, all of them queued before it awaits their deliveries once, as the worker
+queues a batch's outputs and state records of all its partitions and then awaits them. It writes
 the seconds from its first send to its last acknowledgement to the file ``OUT`` (Faust takes
 over stdout), then stops itself.
 """
@@ -67,14 +67,10 @@ def run(
 
     @app.task
     async def publish() -> None:
+        keys = [b"s:%d" % i for i in range(count)]
         started = time.perf_counter()
-        per_burst = -(-count // partitions)
-        for first in range(0, count, per_burst):
-            keys = [b"s:%d" % i for i in range(first, min(count, first + per_burst))]
-            sent = [
-                topic.send_soon(key=key, value=value) for topic, value in topics for key in keys
-            ]
-            await asyncio.wait(sent)
+        sent = [topic.send_soon(key=key, value=value) for topic, value in topics for key in keys]
+        await asyncio.wait(sent)
         out.write_text(f"{time.perf_counter() - started:.3f}\n")
         os.kill(os.getpid(), signal.SIGTERM)
 
