@@ -56,8 +56,10 @@ test: install lint system-packages
 	exit $$status
 
 # Fault loops on a real broker (tests/stress; an hour or more): workers joining and leaving
-# mid-stream (STRESS_RUNS runs) and one replay whose worker is SIGKILLed STRESS_KILLS times,
-# each run compared with one worker's outputs; a table of the runs at the end.
+# mid-stream (STRESS_RUNS runs), one replay whose worker is SIGKILLed STRESS_KILLS times, a
+# broker SIGKILLed and restarted (ports 39196-39197), a three-node local cluster losing a node
+# (ports 39094-39099) and Elasticsearch down a minute under es --follow, each run compared
+# with one worker's outputs; a table of the runs at the end.
 STRESS_RUNS ?= 50
 STRESS_KILLS ?= 10
 stress: install

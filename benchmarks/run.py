@@ -11,6 +11,7 @@ from benchmarks import (
     lstm_step,
     novelty_step,
     scale,
+    soak,
     worker_throughput,
 )
 
@@ -34,6 +35,8 @@ def main() -> None:
     elastic_rate.main([])
     print("== dashboard: 5,000 streams, overview render, score-to-page latency, CPU share ==")
     dashboard.main([])
+    print("== soak: 2,000 live streams for 3 minutes (the README's is an hour: --duration 1h) ==")
+    soak.main(["--duration", "3m", "--warmup", "30s", "--every", "5s"])
 
 
 if __name__ == "__main__":

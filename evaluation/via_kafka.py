@@ -37,6 +37,7 @@ from gridalarm.evaluation.metrics import detection_metrics
 from gridalarm.evaluation.runner import StreamRun, window_of
 from gridalarm.evaluation.standard import summary
 from gridalarm.history import read_topic
+from gridalarm.kafka_auth import KafkaAccess
 from gridalarm.timeutil import parse_time
 
 
@@ -61,7 +62,7 @@ def evaluate_via_kafka(
     timeout: float = 900.0,
 ) -> tuple[dict[str, Any], Evaluation]:
     """Metrics from the worker's own scores topic, plus their distance from the in-process run."""
-    from gridalarm.topics import ensure_topics, resolve_bootstrap
+    from gridalarm.topics import ensure_topics, resolve_kafka
 
     path = model_path(config, data, workdir)  # trains one first if the data has a split
     local = evaluate(data, replace(config, model=path), workdir)
@@ -78,14 +79,18 @@ def evaluate_via_kafka(
             )
         warmup = groups[0][0]
     prefix = f"eval-{uuid.uuid4().hex[:8]}"
-    bootstrap = resolve_bootstrap(settings)
+    bootstrap = resolve_kafka(settings)
     run_settings = settings.model_copy(
-        update={"kafka": bootstrap, "topic_prefix": prefix, "worker_id": f"{prefix}-worker"}
+        update={
+            "kafka": bootstrap.bootstrap,
+            "topic_prefix": prefix,
+            "worker_id": f"{prefix}-worker",
+        }
     )
     ensure_topics(run_settings, bootstrap)
     env = {
         **os.environ,
-        "GRIDALARM_KAFKA": bootstrap,
+        "GRIDALARM_KAFKA": bootstrap.bootstrap,  # the GRIDALARM_KAFKA_* security: inherited
         "GRIDALARM_TOPIC_PREFIX": prefix,
         "GRIDALARM_WORKER_ID": f"{prefix}-worker",
         "GRIDALARM_WINDOW": str(data.window),
@@ -149,7 +154,7 @@ def evaluate_via_kafka(
 def _wait_for_scores(
     settings: Settings, expected: int, worker: subprocess.Popen, timeout: float, log: Path
 ) -> list[dict[str, Any]]:
-    bootstrap = str(settings.kafka)
+    bootstrap = KafkaAccess.from_settings(settings)
     deadline = time.monotonic() + timeout
     while True:
         if worker.poll() is not None:

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import time
 
+from gridalarm.kafka_auth import KafkaTarget, access_of
+
 
 class ControlTopicError(ValueError):
     """The topic is missing or could not be read to its end; one line for the operator."""
 
 
-def read_compacted(bootstrap: str, topic: str, timeout: float = 30.0) -> dict[bytes, bytes]:
+def read_compacted(bootstrap: KafkaTarget, topic: str, timeout: float = 30.0) -> dict[bytes, bytes]:
     """Key → latest value of ``topic`` (keys whose latest message is a tombstone are absent)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(**access_of(bootstrap).kafka_python(), enable_auto_commit=False)
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
@@ -51,13 +53,13 @@ def read_compacted(bootstrap: str, topic: str, timeout: float = 30.0) -> dict[by
 
 
 def write_compacted(
-    bootstrap: str, topic: str, key: bytes, value: bytes | None, timeout: float = 30.0
+    bootstrap: KafkaTarget, topic: str, key: bytes, value: bytes | None, timeout: float = 30.0
 ) -> None:
     """Write one message (``None``: a tombstone) and wait until the broker acknowledged it."""
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=5)
+    producer = KafkaProducer(**access_of(bootstrap).kafka_python(), acks="all", retries=5)
     try:
         producer.send(topic, key=key, value=value).get(timeout=timeout)
         producer.flush(timeout=timeout)

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -20,6 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from gridalarm.kafka_auth import MECHANISMS, SECURITIES, Mechanism, Security
 from gridalarm.timeutil import parse_duration
 
 # The study's event kinds first, then the remaining common HTCondor job events, then `other`:
@@ -61,6 +62,24 @@ class Settings(BaseSettings):
     kafka: str | None = Field(
         default=None,
         description="Kafka bootstrap servers (host:port[,host:port]); unset: the local broker",
+    )
+    kafka_security: Security = Field(
+        default="plaintext",
+        description="how clients reach Kafka: plaintext, ssl, sasl_plaintext or sasl_ssl",
+    )
+    kafka_sasl_mechanism: Mechanism = Field(
+        default="SCRAM-SHA-256", description="SASL mechanism: SCRAM-SHA-256, SCRAM-SHA-512, PLAIN"
+    )
+    kafka_username: str | None = Field(default=None, description="SASL user name")
+    kafka_password: SecretStr | None = Field(
+        default=None, description="SASL password (never printed)"
+    )
+    kafka_ca: Path | None = Field(
+        default=None,
+        description="PEM CA file that signed the broker's TLS certificate; unset: the system's",
+    )
+    kafka_check_hostname: bool = Field(
+        default=True, description="TLS: the broker's certificate must name the host dialled"
     )
     topic_prefix: str = Field(default="gridalarm", pattern=r"^[A-Za-z0-9._-]{1,100}$")
     partitions: int = Field(default=8, ge=1, le=1024)
@@ -132,6 +151,29 @@ class Settings(BaseSettings):
             raise ValueError("must be off or a duration up to 60s, e.g. 1s or 250ms")
         return seconds or None
 
+    @field_validator("kafka_security", mode="before")
+    @classmethod
+    def _security_name(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in SECURITIES:
+            return value.strip().lower()
+        if isinstance(value, str):
+            raise ValueError(f"use one of {', '.join(SECURITIES)}")
+        return value
+
+    @field_validator("kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _mechanism_name(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().upper() in MECHANISMS:
+            return value.strip().upper()
+        if isinstance(value, str):
+            raise ValueError(f"use one of {', '.join(MECHANISMS)}")
+        return value
+
+    @field_validator("kafka_username", "kafka_password", "kafka_ca", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("window")
     @classmethod
     def _window_range(cls, value: float) -> float:
@@ -157,6 +199,35 @@ class Settings(BaseSettings):
                 return json.loads(text)
             value = [part.strip() for part in text.split(",") if part.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _kafka_security_complete(self) -> Settings:
+        security = self.kafka_security
+        sasl = security.startswith("sasl_")
+        if sasl and (not self.kafka_username or self.kafka_password is None):
+            missing = "GRIDALARM_KAFKA_USERNAME" if not self.kafka_username else (
+                "GRIDALARM_KAFKA_PASSWORD"
+            )  # fmt: skip
+            raise ValueError(
+                f"kafka_security: {security} needs a user name and a password; set {missing}"
+            )
+        if not sasl and (self.kafka_username or self.kafka_password is not None):
+            raise ValueError(
+                f"kafka_username/kafka_password: set, but GRIDALARM_KAFKA_SECURITY is {security}"
+                ", which sends no credentials; set it to sasl_ssl or sasl_plaintext, or unset them"
+            )
+        if self.kafka_ca is not None:
+            if security not in ("ssl", "sasl_ssl"):
+                raise ValueError(
+                    f"kafka_ca: set, but GRIDALARM_KAFKA_SECURITY is {security} (no TLS); set it "
+                    "to ssl or sasl_ssl, or unset GRIDALARM_KAFKA_CA"
+                )
+            if not self.kafka_ca.is_file():
+                raise ValueError(
+                    f"kafka_ca: no such file {str(self.kafka_ca)!r}; point GRIDALARM_KAFKA_CA at "
+                    "the PEM file of the CA that signed the broker's certificate"
+                )
+        return self
 
     @model_validator(mode="after")
     def _features_unique(self) -> Settings:
@@ -198,6 +269,8 @@ def _one_line(err: ValidationError) -> str:
     loc = ".".join(str(part) for part in first.get("loc", ()))
     msg = first.get("msg", "invalid value").removeprefix("Value error, ")
     got = first.get("input")
+    if loc == "kafka_password":
+        got = {}  # a secret: never echoed
     if loc:
         env = f"GRIDALARM_{loc.upper()}"
         shown = "" if isinstance(got, dict) else f" (got {got!r})"

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from gridalarm.kafka_auth import KafkaTarget, access_of
 from gridalarm.timeutil import parse_time
 
 
@@ -36,12 +37,14 @@ class HistoryRange:
         )
 
 
-def read_topic(bootstrap: str, topic: str, idle_ms: int = 3000) -> Iterator[dict[str, Any]]:
+def read_topic(bootstrap: KafkaTarget, topic: str, idle_ms: int = 3000) -> Iterator[dict[str, Any]]:
     """Every message of ``topic`` from the beginning to the end offsets seen at the start."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=idle_ms
+        **access_of(bootstrap).kafka_python(),
+        enable_auto_commit=False,
+        consumer_timeout_ms=idle_ms,
     )
     try:
         partitions = consumer.partitions_for_topic(topic)
@@ -68,7 +71,7 @@ def read_topic(bootstrap: str, topic: str, idle_ms: int = 3000) -> Iterator[dict
 
 
 def read_windows(
-    bootstrap: str, topic: str, span: HistoryRange | None = None
+    bootstrap: KafkaTarget, topic: str, span: HistoryRange | None = None
 ) -> dict[str, list[dict[str, Any]]]:
     """Window messages per stream, in start order, one per (stream, start)."""
     span = span or HistoryRange()

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from gridalarm.kafka_auth import KafkaTarget, access_of
 from gridalarm.messages import VERSION, InvalidMessage, dumps, validate
 from gridalarm.timeutil import format_time, parse_time
 
@@ -67,12 +68,14 @@ def label_message(
     return message
 
 
-async def send_label(bootstrap: str, topic: str, message: dict[str, Any]) -> None:
+async def send_label(bootstrap: KafkaTarget, topic: str, message: dict[str, Any]) -> None:
     """Write one label (keyed by its alert id) and wait until the broker acknowledged it."""
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaError
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    producer = AIOKafkaProducer(
+        **access_of(bootstrap).aiokafka(), enable_idempotence=True, acks="all"
+    )
     try:
         await producer.start()
         await producer.send_and_wait(topic, dumps(message), key=message["alert_id"].encode())
@@ -129,7 +132,7 @@ def find_alert(alert_id: str, known: dict[str, Incident]) -> Incident | None:
     return hits[0] if hits else None
 
 
-def read_labels(bootstrap: str, topic: str) -> dict[str, dict[str, Any]]:
+def read_labels(bootstrap: KafkaTarget, topic: str) -> dict[str, dict[str, Any]]:
     """Alert id → its latest label on ``topic``, read to the end offsets seen at the start.
 
     Messages that are not valid labels (written by hand, or by a newer version) are skipped: a

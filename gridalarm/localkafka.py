@@ -15,6 +15,7 @@ import base64
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -28,6 +29,14 @@ from gridalarm.javaserver import (
     flocked,
     port_open,
     shorten,
+)
+from gridalarm.localkafka_security import (
+    BrokerSecurity,
+    BrokerSecurityError,
+    ensure_tls,
+    scram_format_args,
+    secured_properties,
+    tls_of,
 )
 
 READY_LINE = b"Kafka Server started"
@@ -71,6 +80,17 @@ class LocalKafkaConfig:
     stop_timeout: float = 30.0
     # Several brokers (e.g. the test session's and a test's own) may share one resolved jar set.
     jars_dir: Path | None = None
+    # Set: the client port speaks SASL_SSL with SCRAM users (gridalarm.localkafka_security).
+    security: BrokerSecurity | None = None
+    # A node of a local cluster (gridalarm.localcluster): its id, the controller quorum as
+    # ``id@host:port`` of every node (None: this node alone), the replication every internal
+    # topic gets and the topics' default, min.insync.replicas, and the cluster id every node's
+    # storage is formatted with (None: made once per state dir).
+    node_id: int = 1
+    voters: tuple[str, ...] | None = None
+    replication: int = 1
+    min_isr: int = 1
+    cluster_id: str | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -153,6 +173,7 @@ class LocalKafka(JavaServer):
             for port in (self.config.port, self.config.controller_port):
                 _check_port_free(self.config.host, port)
             java = _find_java()
+            self._prepare_security(java)
             with flocked(self.jars_dir.with_name(self.jars_dir.name + ".lock")):
                 jars = self._ensure_jars()
             self._write_configs()
@@ -172,6 +193,33 @@ class LocalKafka(JavaServer):
                 return False
             self._terminate(pid)
             return True
+
+    def kill(self) -> bool:
+        """SIGKILL the broker, as a crash or a power cut would: no controlled shutdown, nothing
+        handed over. True if one was running. Fault tests lose a cluster node this way."""
+        if not self.root.is_dir():
+            return False
+        with self._locked():
+            pid = self._live_pid()
+            if pid is None:
+                self._forget()
+                return False
+            self._signal(pid, signal.SIGKILL)
+            if not self._wait_exit(pid, 10.0):
+                raise LocalKafkaError(f"the local Kafka broker (pid {pid}) survived SIGKILL")
+            self._forget()
+        # The main thread of a killed JVM is a zombie while its other threads still exit and
+        # hold its sockets: a start right away would find the ports taken.
+        deadline = time.monotonic() + 10.0
+        while True:
+            try:
+                for port in (self.config.port, self.config.controller_port):
+                    _check_port_free(self.config.host, port)
+                return True
+            except LocalKafkaError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def status(self) -> LocalKafkaStatus:
         """Whether our broker process is alive and answering. Takes no lock: never blocks."""
@@ -232,14 +280,11 @@ class LocalKafka(JavaServer):
 
     def _cluster_id(self) -> str:
         """The KRaft cluster id, made once and kept: storage formatted with it must match."""
+        if self.config.cluster_id is not None:
+            return self.config.cluster_id
         if self.cluster_id_path.is_file():
             return self.cluster_id_path.read_text().strip()
-        while True:
-            # Kafka's own Uuid format: 16 random bytes, URL-safe base64 without padding. Like
-            # Kafka we avoid a leading '-', which the format tool would take for an option.
-            cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            if not cid.startswith("-"):
-                break
+        cid = new_cluster_id()
         self.cluster_id_path.write_text(cid + "\n")
         return cid
 
@@ -279,6 +324,8 @@ class LocalKafka(JavaServer):
             # by default is too much for a small-heap broker.
             "log.cleaner.dedupe.buffer.size": "33554432",
         }
+        props.update(node_properties(c))
+        props.update(self._security_properties())
         text = "".join(f"{key}={value}\n" for key, value in props.items())
         self.properties_path.write_text("# written by gridalarm; edits are overwritten\n" + text)
         self.log4j_path.write_text(LOG4J2_PROPERTIES)
@@ -302,6 +349,7 @@ class LocalKafka(JavaServer):
                     "-c",
                     str(self.properties_path),
                     "--ignore-formatted",
+                    *self._security_format_args(),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -313,6 +361,46 @@ class LocalKafka(JavaServer):
                 f"formatting the local Kafka storage failed (exit {done.returncode})"
                 f"{_last_error(format_log)}; see {format_log}"
             )
+
+    # -- security (see gridalarm.localkafka_security) ----------------------------------------
+
+    @property
+    def ca_pem(self) -> Path | None:
+        """The CA file clients verify a secured broker with (GRIDALARM_KAFKA_CA); else None."""
+        return tls_of(self.root).ca_pem if self.config.security else None
+
+    def _prepare_security(self, java: str) -> None:
+        security = self.config.security
+        if security is None:
+            return
+        _check_port_free(self.config.host, security.internal_port)
+        # SCRAM users are made only when the storage is formatted: a state dir formatted with
+        # other users (or none) would refuse these, so say so rather than start.
+        names = ",".join(sorted(user.name for user in security.users))
+        marker = self.root / "scram-users"
+        if (self.data_dir / "meta.properties").is_file():
+            made = marker.read_text().strip() if marker.is_file() else "(none)"
+            if made != names:
+                raise LocalKafkaError(
+                    f"the local Kafka in {self.root} was formatted with SCRAM users {made}, not "
+                    f"{names}; use a fresh --state-dir for other users"
+                )
+        else:
+            marker.write_text(names + "\n")
+        try:
+            ensure_tls(tls_of(self.root), self.config.host, java, security.validity_days)
+        except BrokerSecurityError as err:
+            raise LocalKafkaError(str(err)) from None
+
+    def _security_properties(self) -> dict[str, str]:
+        c = self.config
+        if c.security is None:
+            return {}
+        return secured_properties(c.security, tls_of(self.root), c.host, c.port,
+                                  c.controller_port)  # fmt: skip
+
+    def _security_format_args(self) -> list[str]:
+        return scram_format_args(self.config.security) if self.config.security else []
 
     # -- process ----------------------------------------------------------------------------
 
@@ -370,6 +458,40 @@ class LocalKafka(JavaServer):
                     f"{self.config.start_timeout:.0f}s; see {self.log_path}"
                 )
             time.sleep(0.2)
+
+
+def new_cluster_id() -> str:
+    """A fresh KRaft cluster id in Kafka's own Uuid format: 16 random bytes, URL-safe base64
+    without padding. Like Kafka we avoid a leading '-', which the format tool would take for an
+    option."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
+def node_properties(config: LocalKafkaConfig) -> dict[str, str]:
+    """What makes the broker one node of a cluster: its id, the quorum and replication.
+
+    With the defaults (node 1, no voters, replication 1) these are a single node's values. The
+    internal topics (consumer offsets, transactions, share groups) get ``replication`` and
+    ``min_isr`` too: an offsets topic on one node would take the group coordinator down with
+    that node."""
+    c = config
+    voters = c.voters or (f"{c.node_id}@{c.host}:{c.controller_port}",)
+    replication, min_isr = str(c.replication), str(c.min_isr)
+    return {
+        "node.id": str(c.node_id),
+        # Static voters (not `--standalone`): the quorum is fixed by config.
+        "controller.quorum.voters": ",".join(voters),
+        "default.replication.factor": replication,
+        "min.insync.replicas": min_isr,
+        "offsets.topic.replication.factor": replication,
+        "transaction.state.log.replication.factor": replication,
+        "transaction.state.log.min.isr": min_isr,
+        "share.coordinator.state.topic.replication.factor": replication,
+        "share.coordinator.state.topic.min.isr": min_isr,
+    }
 
 
 def _check_port_free(host: str, port: int) -> None:

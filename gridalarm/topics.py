@@ -15,7 +15,14 @@ import kafka.errors as kafka_errors
 from kafka.admin import KafkaAdminClient
 
 from gridalarm.config import Settings
-from gridalarm.localkafka import LocalKafkaConfig
+from gridalarm.kafka_auth import (
+    LOCAL_BOOTSTRAP,
+    KafkaAccess,
+    KafkaTarget,
+    access_of,
+    captured_refusals,
+    failure_line,
+)
 
 TOPIC_KINDS: tuple[str, ...] = (
     "events",
@@ -44,9 +51,9 @@ TOPIC_CONFIGS: dict[str, dict[str, str]] = {
 # partition keeps their order total.
 TOPIC_PARTITIONS: dict[str, int] = {"silences": 1}
 
-LOCAL_BOOTSTRAP = LocalKafkaConfig().bootstrap
-
 _ADMIN_CLIENT_ID = "gridalarm-admin"
+# Seconds of the first bootstrap try, after which a security failure ends the wait.
+FIRST_TRY = 3.0
 
 
 class KafkaSetupError(RuntimeError):
@@ -57,29 +64,45 @@ class BrokerUnavailableError(KafkaSetupError):
     """No broker answers at the configured address."""
 
 
+class KafkaAccessError(KafkaSetupError):
+    """The broker answers but refuses the credentials, or TLS fails (see gridalarm.kafka_auth)."""
+
+
 def resolve_bootstrap(settings: Settings) -> str:
     """The broker address: ``settings.kafka`` (GRIDALARM_KAFKA), else the local broker's."""
     return settings.kafka or LOCAL_BOOTSTRAP
 
 
-def wait_for_broker(bootstrap: str, timeout: float = 30.0) -> None:
-    """Return once a broker at ``bootstrap`` answers a metadata request, or raise after timeout."""
-    admin = _connect(bootstrap, timeout)
+def resolve_kafka(settings: Settings) -> KafkaAccess:
+    """The broker address and its security settings (GRIDALARM_KAFKA*): what clients get."""
+    return KafkaAccess.from_settings(settings)
+
+
+def wait_for_broker(kafka: KafkaTarget, timeout: float = 30.0) -> None:
+    """Return once a broker at ``kafka`` answers a metadata request, or raise after timeout.
+
+    Wrong credentials or a TLS mismatch raise :class:`KafkaAccessError` with one line that says
+    which setting to mend, instead of a long wait for "no broker".
+    """
+    access = access_of(kafka)
+    admin = _connect(access, timeout)
     try:
-        admin.list_topics()
-    except kafka_errors.KafkaError:
-        raise BrokerUnavailableError(_unreachable(bootstrap)) from None
+        with captured_refusals("kafka"):
+            admin.list_topics()
+    except kafka_errors.KafkaError as err:
+        raise _contact_error(access, err) from None
     finally:
         admin.close()
 
 
-def wait_for_group_coordinator(bootstrap: str, group: str, timeout: float = 30.0) -> None:
+def wait_for_group_coordinator(kafka: KafkaTarget, group: str, timeout: float = 30.0) -> None:
     """Return once the broker can coordinate consumer group ``group``.
 
     On a fresh broker the offsets topic is created on the first request for a coordinator; a
     worker that starts before then logs a burst of GroupCoordinatorNotAvailable errors that
     mean nothing. Asking first keeps a newcomer's screen clean.
     """
+    bootstrap = access_of(kafka)
     admin = _connect(bootstrap, timeout)
     deadline = time.monotonic() + timeout
     try:
@@ -110,14 +133,16 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, object]]:
     }
 
 
-def ensure_topics(settings: Settings, bootstrap: str | None = None, timeout: float = 30.0) -> None:
+def ensure_topics(
+    settings: Settings, kafka: KafkaTarget | None = None, timeout: float = 30.0
+) -> None:
     """Create the missing ``<prefix>.<kind>`` topics, one per :data:`TOPIC_KINDS`.
 
     Existing topics are left exactly as they are (their partition counts and configs are the
     operator's business once created). Another process creating the same topics at the same
     moment is fine: "already exists" counts as success.
     """
-    bootstrap = bootstrap or resolve_bootstrap(settings)
+    bootstrap = access_of(kafka) if kafka else resolve_kafka(settings)
     admin = _connect(bootstrap, timeout)
     try:
         specs = topic_specs(settings)
@@ -148,24 +173,46 @@ def ensure_topics(settings: Settings, bootstrap: str | None = None, timeout: flo
         admin.close()
 
 
-def _connect(bootstrap: str, timeout: float) -> KafkaAdminClient:
-    """An admin client bootstrapped from ``bootstrap``, waiting up to ``timeout`` for a broker."""
+def _connect(access: KafkaAccess, timeout: float) -> KafkaAdminClient:
+    """An admin client bootstrapped from ``access``, waiting up to ``timeout`` for a broker."""
     deadline = time.monotonic() + timeout
-    addresses = _parse_bootstrap(bootstrap)
+    addresses = _parse_bootstrap(access.bootstrap)
     # Probe with plain TCP first: kafka-python's admin client leaks an I/O thread per failed
     # bootstrap, so it is built once, when something is listening.
     while not any(_tcp_open(host, port) for host, port in addresses):
         if time.monotonic() >= deadline:
-            raise BrokerUnavailableError(_unreachable(bootstrap))
+            raise BrokerUnavailableError(_unreachable(access.bootstrap))
         time.sleep(0.25)
-    try:
-        return KafkaAdminClient(
-            bootstrap_servers=[item.strip() for item in bootstrap.split(",")],
-            client_id=_ADMIN_CLIENT_ID,
-            bootstrap_timeout_ms=int(max(deadline - time.monotonic(), 1.0) * 1000),
-        )
-    except (kafka_errors.KafkaError, OSError):
-        raise BrokerUnavailableError(_unreachable(bootstrap)) from None
+    # kafka-python retries refused credentials (and a TLS port it cannot talk to) until its
+    # bootstrap times out, then says only "unable to bootstrap"; a refusal shows in its log
+    # records. So the first try is short, and a security failure found after it ends the wait
+    # at once: a wrong password or a missing CA does not mend itself.
+    for limit in (FIRST_TRY, None):
+        left = deadline - time.monotonic()
+        wait = max(min(left, limit) if limit else left, 1.0)
+        with captured_refusals("kafka") as refusals:
+            try:
+                return KafkaAdminClient(
+                    **access.kafka_python(),
+                    client_id=_ADMIN_CLIENT_ID,
+                    bootstrap_timeout_ms=int(wait * 1000),
+                )
+            except (kafka_errors.KafkaError, OSError) as err:
+                failure = refusals[0] if refusals else err
+        line = failure_line(access, failure)
+        if line is not None:
+            raise KafkaAccessError(line)
+        if time.monotonic() >= deadline:
+            break
+    raise BrokerUnavailableError(_unreachable(access.bootstrap))
+
+
+def _contact_error(access: KafkaAccess, err: BaseException) -> KafkaSetupError:
+    """Why first contact failed: a security matter in one line, else "no broker answers"."""
+    line = failure_line(access, err)
+    if line is not None:
+        return KafkaAccessError(line)
+    return BrokerUnavailableError(_unreachable(access.bootstrap))
 
 
 def _unreachable(bootstrap: str) -> str:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from gridalarm.config import Settings
+from gridalarm.kafka_auth import KafkaTarget, access_of
 from gridalarm.messages import deadletter_message, dumps
 from gridalarm.producers.replay import final_heartbeat_time
 from gridalarm.producers.sink import EventSink, SinkError
@@ -42,14 +43,14 @@ class TopicReader:
     How a restarted producer keeps a crash from duplicating events (see the module docstring).
     """
 
-    def __init__(self, bootstrap: str, topic: str, partitions: Iterable[int]) -> None:
+    def __init__(self, bootstrap: KafkaTarget, topic: str, partitions: Iterable[int]) -> None:
         from aiokafka import AIOKafkaConsumer
         from aiokafka.structs import TopicPartition
 
         self.topic = topic
         self._tps = [TopicPartition(topic, p) for p in partitions]
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **access_of(bootstrap).aiokafka(),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=8 * 1024 * 1024,

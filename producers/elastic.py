@@ -380,13 +380,22 @@ class RetryPolicy:
     give_up: float | None = 300.0
 
 
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """A time the cluster did not answer: wall-clock seconds of the first failed call and of
+    the answer that ended it."""
+
+    began: float
+    answered: float
+
+
 class Retrying:
     """Calls the client, waiting out an unreachable or recovering cluster with backoff.
 
     Retried: no connection, timeouts, 429 and 5xx, and responses where a shard failed (a
     node that just came back serves partial results, which would skip documents). A dead
     point-in-time raises :class:`PitLost` at once; other errors are one-line
-    :class:`ElasticError` s.
+    :class:`ElasticError` s. Each wait that ended in an answer is kept in :attr:`outages`.
     """
 
     def __init__(self, client: Any, where: str, policy: RetryPolicy, warn: Warn) -> None:
@@ -395,6 +404,9 @@ class Retrying:
         self.policy = policy
         self.warn = warn
         self.retries = 0
+        # The follower holds its pass ends after each (see elastic_producer.follow_upper); it
+        # drops those it no longer needs.
+        self.outages: list[Outage] = []
         # Set by the producer when it is stopped: a retry loop in its worker thread cannot be
         # cancelled, so it waits on this instead of sleeping, and gives up when it is set.
         self.stopping = threading.Event()
@@ -407,6 +419,7 @@ class Retrying:
         started = time.monotonic()
         delay = self.policy.first
         warned = False
+        began = 0.0
         while True:
             try:
                 response = fn(**kwargs)
@@ -417,6 +430,7 @@ class Retrying:
                 if failed:
                     raise _Retry(f"{failed} shard(s) failed")
                 if warned:
+                    self.outages.append(Outage(began, time.time()))
                     self.warn(f"Elasticsearch at {self.where} answers again")
                 return body
             except (TransportConnectionError, ConnectionTimeout, _Retry) as err:
@@ -436,7 +450,7 @@ class Retrying:
                 ) from None
             if not warned:
                 self.warn(f"Elasticsearch at {self.where}: {what}: {why}; retrying")
-                warned = True
+                warned, began = True, time.time()
             self.retries += 1
             if self.stopping.wait(delay):
                 raise ElasticError(f"stopped while waiting for Elasticsearch at {self.where}")

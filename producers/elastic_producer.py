@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from gridalarm.producers.elastic import (
     ElasticCheckpoint,
     ElasticError,
     FieldMap,
+    Outage,
     Position,
     Retrying,
     convert,
@@ -127,6 +129,29 @@ class ElasticStats(ProducerStats):
         )
 
 
+def follow_upper(now: float, lag: float, outages: Iterable[Outage]) -> float:
+    """How far a pass starting at ``now`` may read: ``now - lag``, but for ``lag`` after the
+    cluster answers again, no further than ``lag`` before the outage began.
+
+    The lag is the time a document may take to become visible after its time stamp. Documents
+    stamped while the cluster was down are indexed only once it is back (Logstash holds and
+    resends them), so they get the same lag counted from then; reading past them earlier would
+    skip them for good, and the heartbeats would close their windows without them.
+
+    >>> follow_upper(1000.0, 10.0, [])
+    990.0
+    >>> follow_upper(1000.0, 10.0, [Outage(began=900.0, answered=995.0)])
+    890.0
+    >>> follow_upper(1010.0, 10.0, [Outage(began=900.0, answered=995.0)])
+    1000.0
+    """
+    upper = now - lag
+    for outage in outages:
+        if now < outage.answered + lag:
+            upper = min(upper, outage.began - lag)
+    return upper
+
+
 class ElasticProducer(CheckpointedProducer):
     """Reads the index pattern in time order and sends each document (or count) once."""
 
@@ -182,9 +207,18 @@ class ElasticProducer(CheckpointedProducer):
         return int(since * 1000)
 
     def _upper_ms(self) -> int:
-        """The end of this pass: --until, else now minus the lag (aggregate: a window start)."""
+        """The end of this pass: --until, else now minus the lag, held after an outage
+        (:func:`follow_upper`; aggregate: a window start)."""
         cfg = self.config
-        upper = cfg.until if cfg.until is not None else time.time() - cfg.lag
+        if cfg.until is not None:
+            upper = cfg.until
+        else:
+            now = time.time()
+            outages = self.call.outages
+            outages[:] = [o for o in outages if now < o.answered + cfg.lag]
+            upper = follow_upper(now, cfg.lag, outages)
+            if self._safe is not None:  # heartbeats never go back
+                upper = max(upper, self._safe)
         upper_ms = int(upper * 1000)
         return window_floor(upper_ms, cfg.window) if cfg.aggregate else upper_ms
 

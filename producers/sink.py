@@ -37,6 +37,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from gridalarm.config import Settings
+from gridalarm.kafka_auth import KafkaTarget, access_of
 from gridalarm.messages import dumps, heartbeat_message
 from gridalarm.producers.coalesce import CoalesceConfig, Coalescer, Out
 from gridalarm.timeutil import parse_time
@@ -72,7 +73,7 @@ class SinkConfig:
     event.
     """
 
-    bootstrap: str
+    bootstrap: KafkaTarget  # the broker and its security (a bare address: PLAINTEXT)
     topic: str
     source: str
     heartbeat_interval: float | None = 1.0
@@ -92,14 +93,14 @@ class SinkConfig:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, bootstrap: str, source: str, **overrides: Any
+        cls, settings: Settings, bootstrap: KafkaTarget, source: str, **overrides: Any
     ) -> SinkConfig:
         """The sink of the configured events topic, coalescing as the settings say."""
         overrides.setdefault("coalesce", CoalesceConfig.from_settings(settings, source))
         return cls(bootstrap=bootstrap, topic=settings.topic("events"), source=source, **overrides)
 
     @classmethod
-    def deadletters_of(cls, settings: Settings, bootstrap: str, source: str) -> SinkConfig:
+    def deadletters_of(cls, settings: Settings, bootstrap: KafkaTarget, source: str) -> SinkConfig:
         """The sink of the configured deadletter topic, for a producer's bad input: no
         heartbeats (they belong on the events topic only)."""
         return cls(
@@ -188,7 +189,7 @@ class EventSink:
         """Connect, learn the partitions of the events topic, start the background tasks."""
         cfg = self.config
         producer = AIOKafkaProducer(
-            bootstrap_servers=cfg.bootstrap,
+            **access_of(cfg.bootstrap).aiokafka(),
             client_id=f"gridalarm-{cfg.source}"[:200],
             enable_idempotence=True,
             acks="all",

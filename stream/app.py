@@ -36,6 +36,7 @@ import faust
 from faust.types import TP
 
 from gridalarm.config import Settings
+from gridalarm.kafka_auth import KafkaTarget, access_of
 from gridalarm.messages import dumps, heartbeat_message
 from gridalarm.metrics import MetricsBind, serve
 from gridalarm.stream.pipeline import Pipeline
@@ -74,7 +75,7 @@ REFETCH_PAUSE = 1.5  # seconds the flow stays stopped before a seek (see refetch
 class WorkerOptions:
     """Process-level choices that are not pipeline settings."""
 
-    bootstrap: str
+    bootstrap: KafkaTarget  # the broker and its security (a bare address: PLAINTEXT)
     web_enabled: bool = False
     loglevel: str = "warning"
     metrics: MetricsBind | None = None  # where to serve Prometheus metrics, if anywhere
@@ -85,7 +86,7 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
     datadir = settings.state_dir / "faust" / settings.worker_id
     app = faust.App(
         settings.worker_id,
-        broker=f"kafka://{options.bootstrap}",
+        **access_of(options.bootstrap).faust(),  # broker URL and credentials
         store="memory://",
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,
@@ -94,6 +95,10 @@ def build_worker(settings: Settings, options: WorkerOptions) -> faust.App:
         web_port=settings.web_port,
         datadir=str(datadir),
         producer_max_request_size=16 * 1024 * 1024,
+        # Faust's default, said here because the worker relies on it: an output counts as
+        # published (and the offsets behind it may be committed) only once every in-sync
+        # replica has it, so it survives the loss of a broker (min.insync.replicas >= 2).
+        producer_acks=-1,
         table_standby_replicas=0,
         # Our topics are created by ensure_topics with their own configs; Faust declares only
         # its changelog and internal topics.

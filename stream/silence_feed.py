@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from gridalarm.kafka_auth import KafkaTarget, access_of
 from gridalarm.stream.silences import SilenceError, Silences
 from gridalarm.timeutil import format_time
 
@@ -31,7 +32,7 @@ ASSIGN_WAIT_S = 10.0  # for the topic's metadata after start
 class SilenceFeed:
     """The current silences (:attr:`silences`) of one topic, kept up to date by :meth:`run`."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: KafkaTarget, topic: str) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.silences = Silences()
@@ -56,7 +57,7 @@ class SilenceFeed:
         # topic, and starts each at the beginning (no committed offsets without a group).
         consumer = AIOKafkaConsumer(
             self.topic,
-            bootstrap_servers=self.bootstrap,
+            **access_of(self.bootstrap).aiokafka(),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

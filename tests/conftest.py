@@ -14,7 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from es_support import es_client, es_index_prefix, es_url, local_es_jars  # noqa: F401
+from es_support import (  # noqa: F401
+    es_client,
+    es_index_prefix,
+    es_url,
+    local_es_jars,
+    own_es_node,
+)
 
 from gridalarm.config import Settings
 from gridalarm.javaserver import alive, flocked

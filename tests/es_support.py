@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -153,6 +154,23 @@ def es_url(local_es_jars: Path) -> Iterator[str]:
     else:
         with _local_es(local_es_jars) as url:
             yield url
+
+
+@pytest.fixture
+def own_es_node(tmp_path: Path, local_es_jars: Path) -> Iterator[LocalElasticsearch]:
+    """A node of this test's own, which it may stop and start (on the same URL)."""
+    jars = Path(os.environ.get("GRIDALARM_ES_JARS", local_es_jars))
+    with socket.socket() as sock:  # a fixed port: the URL must stay the same across restarts
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    node = LocalElasticsearch(
+        LocalElasticsearchConfig(state_dir=tmp_path / "node", port=port, jars_dir=jars)
+    )
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import typer
 
 from gridalarm.cli import CliError
 from gridalarm.config import load_settings
+from gridalarm.kafka_auth import KafkaTarget, access_of
 
 alerts_app = typer.Typer(help="Read the alerts topic.", no_args_is_help=True)
 
@@ -53,14 +54,14 @@ def format_alert(alert: dict[str, Any]) -> str:
 
 
 def read_alerts(
-    bootstrap: str, topic: str, from_beginning: bool, until_idle: float | None
+    bootstrap: KafkaTarget, topic: str, from_beginning: bool, until_idle: float | None
 ) -> Iterator[dict[str, Any]]:
     """Alerts from ``topic``, each distinct message once (a re-processed window repeats one)."""
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **access_of(bootstrap).kafka_python(),
         group_id=None,  # a tail is a reader, not a member of a consumer group
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
@@ -95,14 +96,14 @@ def tail(
     ] = False,
 ) -> None:
     """Print alerts as they arrive."""
-    from gridalarm.topics import resolve_bootstrap, wait_for_broker
+    from gridalarm.topics import resolve_kafka, wait_for_broker
 
     if not 0 <= min_score <= 100:
         raise CliError(f"--min-score {min_score:g}: give a score between 0 and 100")
     if until_idle is not None and until_idle <= 0:
         raise CliError(f"--until-idle {until_idle:g}: give a number of seconds > 0")
     settings = load_settings()
-    bootstrap = resolve_bootstrap(settings)
+    bootstrap = resolve_kafka(settings)
     wait_for_broker(bootstrap, timeout=10.0)
     wanted = TailFilter(stream, min_score)
     started = time.monotonic()

@@ -73,10 +73,10 @@ def dashboard(
     from gridalarm.stream.dashboard.feed import FeedConfig
     from gridalarm.stream.dashboard.server import DashboardConfig, DashboardError, serve
     from gridalarm.stream.dashboard.state import ViewLimits
-    from gridalarm.topics import ensure_topics, resolve_bootstrap, wait_for_broker
+    from gridalarm.topics import ensure_topics, resolve_kafka, wait_for_broker
 
     settings = load_settings()
-    bootstrap = resolve_bootstrap(settings)
+    bootstrap = resolve_kafka(settings)
     wait_for_broker(bootstrap, timeout=10.0)
     ensure_topics(settings, bootstrap)
     config = DashboardConfig(

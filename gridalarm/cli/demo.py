@@ -50,7 +50,7 @@ def demo(
 ) -> None:
     """Run the whole pipeline on a simulated pool and print alerts as they happen."""
     from gridalarm.localkafka import LocalKafka, LocalKafkaConfig
-    from gridalarm.topics import wait_for_broker
+    from gridalarm.topics import resolve_kafka, wait_for_broker
 
     if streams < 1:
         raise CliError(f"--streams {streams}: give at least 1")
@@ -65,7 +65,9 @@ def demo(
         bootstrap = broker.bootstrap
         if not started:
             broker = None  # it was running before us: leave it running after us
-    wait_for_broker(bootstrap, timeout=30.0)
+    # A broker of the operator's (GRIDALARM_KAFKA) with its GRIDALARM_KAFKA_* security, which
+    # the children inherit from the environment; the demo's own local broker is PLAINTEXT.
+    wait_for_broker(resolve_kafka(settings) if settings.kafka else bootstrap, timeout=30.0)
     prefix = time.strftime("gridalarm-demo-%Y%m%d-%H%M%S")
     env = {
         **os.environ,

@@ -40,14 +40,14 @@ def label(
         label_message,
         send_label,
     )
-    from gridalarm.topics import ensure_topics, resolve_bootstrap, wait_for_broker
+    from gridalarm.topics import ensure_topics, resolve_kafka, wait_for_broker
 
     if verdict not in VERDICTS:
         raise CliError(f"verdict {verdict!r}: use one of {', '.join(VERDICTS)}")
     if not _HEX.match(alert_id):
         raise CliError(f"alert id {alert_id!r}: give the hexadecimal id (or a prefix) of an alert")
     settings = load_settings()
-    bootstrap = resolve_bootstrap(settings)
+    bootstrap = resolve_kafka(settings)
     wait_for_broker(bootstrap, timeout=10.0)
     ensure_topics(settings, bootstrap)
     alerts_topic = settings.topic("alerts")

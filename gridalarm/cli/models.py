@@ -58,12 +58,12 @@ def _load(settings: Settings, data: Path | None, topic: str | None, labels: Path
         loaded = load_file(data, labels, settings.window, settings.features, settings.lateness)
     else:
         from gridalarm.history import HistoryRange, read_windows
-        from gridalarm.topics import resolve_bootstrap
+        from gridalarm.topics import resolve_kafka
 
         span = HistoryRange(
             parse_time(since) if since else None, parse_time(until) if until else None
         )
-        windows = read_windows(resolve_bootstrap(settings), str(topic), span)
+        windows = read_windows(resolve_kafka(settings), str(topic), span)
         loaded = from_history(windows, settings.features, str(topic), labels)
     if labels_topic is None:
         return loaded
@@ -77,9 +77,9 @@ def _feedback(settings: Settings, labels_topic: str) -> Feedback:
     from gridalarm.evaluation.feedback import feedback
     from gridalarm.history import HistoryError, read_topic
     from gridalarm.labels import incidents, read_labels
-    from gridalarm.topics import resolve_bootstrap, wait_for_broker
+    from gridalarm.topics import resolve_kafka, wait_for_broker
 
-    bootstrap = resolve_bootstrap(settings)
+    bootstrap = resolve_kafka(settings)
     wait_for_broker(bootstrap, timeout=10.0)
     labels = read_labels(bootstrap, labels_topic)
     # `<prefix>.labels` → `<prefix>.alerts`: the alerts the labels name, with their full spans.

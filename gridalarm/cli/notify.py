@@ -69,7 +69,7 @@ def notify(
     from gridalarm.stream.routing.targets import TargetError, parse_target
     from gridalarm.topics import (
         ensure_topics,
-        resolve_bootstrap,
+        resolve_kafka,
         wait_for_broker,
         wait_for_group_coordinator,
     )
@@ -85,7 +85,7 @@ def notify(
     settings = load_settings()
     group = group or f"{settings.topic_prefix}-notify"
     config = NotifyConfig(
-        bootstrap=resolve_bootstrap(settings),
+        bootstrap=resolve_kafka(settings),
         topic=settings.topic("alerts"),
         group=group,
         targets=targets,

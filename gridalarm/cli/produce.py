@@ -18,6 +18,7 @@ import typer
 
 from gridalarm.cli import CliError
 from gridalarm.config import Settings, load_settings
+from gridalarm.kafka_auth import KafkaAccess
 from gridalarm.timeutil import parse_time
 
 T = TypeVar("T")
@@ -63,11 +64,11 @@ def parse_start(text: str | None) -> float | None:
         ) from None
 
 
-def kafka_ready(settings: Settings) -> str:
-    """The broker address, once the broker answers and the project's topics exist."""
-    from gridalarm.topics import KafkaSetupError, ensure_topics, resolve_bootstrap
+def kafka_ready(settings: Settings) -> KafkaAccess:
+    """The broker and its security, once the broker answers and the project's topics exist."""
+    from gridalarm.topics import KafkaSetupError, ensure_topics, resolve_kafka
 
-    bootstrap = resolve_bootstrap(settings)
+    bootstrap = resolve_kafka(settings)
     try:
         ensure_topics(settings, bootstrap)
     except KafkaSetupError as err:

@@ -15,6 +15,7 @@ from gridalarm.config import Settings, load_settings
 from gridalarm.timeutil import format_time, parse_duration, parse_time
 
 if TYPE_CHECKING:
+    from gridalarm.kafka_auth import KafkaAccess
     from gridalarm.stream.silences import Silence
 
 silence_app = typer.Typer(
@@ -55,10 +56,10 @@ def parse_span(start: str | None, until: str, now: float) -> tuple[float, float]
         ) from None
 
 
-def _connect(settings: Settings) -> str:
-    from gridalarm.topics import ensure_topics, resolve_bootstrap, wait_for_broker
+def _connect(settings: Settings) -> KafkaAccess:
+    from gridalarm.topics import ensure_topics, resolve_kafka, wait_for_broker
 
-    bootstrap = resolve_bootstrap(settings)
+    bootstrap = resolve_kafka(settings)
     wait_for_broker(bootstrap, timeout=10.0)
     ensure_topics(settings, bootstrap)
     return bootstrap

@@ -12,6 +12,7 @@ from gridalarm.cli import CliError
 from gridalarm.config import load_settings
 
 if TYPE_CHECKING:
+    from gridalarm.kafka_auth import KafkaTarget
     from gridalarm.metrics import MetricsBind
 
 
@@ -47,7 +48,7 @@ def worker(
     from gridalarm.models.registry import detector_names
     from gridalarm.topics import (
         ensure_topics,
-        resolve_bootstrap,
+        resolve_kafka,
         wait_for_broker,
         wait_for_group_coordinator,
     )
@@ -81,7 +82,7 @@ def worker(
         Pipeline.from_settings(settings)
     except ValueError as err:
         raise CliError(str(err)) from None
-    bootstrap = resolve_bootstrap(settings)
+    bootstrap = resolve_kafka(settings)
     wait_for_broker(bootstrap, timeout=10.0)
     ensure_topics(settings, bootstrap)
     wait_for_group_coordinator(bootstrap, settings.worker_id)
@@ -90,7 +91,7 @@ def worker(
 
 def run_worker(
     settings,
-    bootstrap: str,
+    bootstrap: KafkaTarget,
     web: bool = False,
     loglevel: str = "warning",
     metrics: MetricsBind | None = None,

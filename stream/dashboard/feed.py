@@ -24,6 +24,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from gridalarm.kafka_auth import KafkaTarget, access_of
 from gridalarm.stream.dashboard.state import DashboardState
 
 log = logging.getLogger("gridalarm.dashboard")
@@ -37,7 +38,7 @@ YIELD_EVERY = 500  # records between yields to the web server during a big back-
 class FeedConfig:
     """Where the feed reads from."""
 
-    bootstrap: str
+    bootstrap: KafkaTarget
     topics: dict[str, str]  # kind (scores, windows, alerts, labels) -> topic name
     backfill: float  # seconds of history to read at start (by record time)
 
@@ -55,7 +56,7 @@ class Feed:
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.config.bootstrap,
+            **access_of(self.config.bootstrap).aiokafka(),
             group_id=None,
             enable_auto_commit=False,
             client_id="gridalarm-dashboard",
@@ -74,7 +75,7 @@ class Feed:
     async def _assign(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         # The admin client, because a consumer that assigns itself partitions has no metadata
         # for a topic yet: its partitions_for_topic answers None even after topics().
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.config.bootstrap)
+        admin = AIOKafkaAdminClient(**access_of(self.config.bootstrap).aiokafka())
         await admin.start()
         try:
             described = await admin.describe_topics(list(self.config.topics.values()))

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from gridalarm.kafka_auth import KafkaTarget, access_of
 from gridalarm.messages import InvalidMessage, validate
 from gridalarm.stream.routing.delivery import Deliverer, DeliveryConfig, idempotency_key
 from gridalarm.stream.routing.targets import Target
@@ -37,7 +38,7 @@ MAX_POLL_INTERVAL_MS = 3_600_000
 class NotifyConfig:
     """What one notifier process does."""
 
-    bootstrap: str
+    bootstrap: KafkaTarget
     topic: str
     group: str
     targets: tuple[Target, ...]
@@ -84,7 +85,7 @@ async def run_notifier(config: NotifyConfig) -> None:
 
     consumer = AIOKafkaConsumer(
         config.topic,
-        bootstrap_servers=config.bootstrap,
+        **access_of(config.bootstrap).aiokafka(),
         group_id=config.group,
         client_id="gridalarm-notify",
         enable_auto_commit=False,

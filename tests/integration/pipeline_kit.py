@@ -39,6 +39,8 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
         "GRIDALARM_KAFKA": str(settings.kafka),
         "GRIDALARM_TOPIC_PREFIX": settings.topic_prefix,
         "GRIDALARM_PARTITIONS": str(settings.partitions),
+        # The worker's changelog topics get it (a cluster's tests ask for 3).
+        "GRIDALARM_REPLICATION": str(settings.replication),
         "GRIDALARM_WINDOW": str(settings.window),
         "GRIDALARM_LATENESS": str(settings.lateness),
         "GRIDALARM_STATE_DIR": str(settings.state_dir),

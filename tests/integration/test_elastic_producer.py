@@ -16,11 +16,8 @@ events sharing a second (so paging leans on the tiebreaker).
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -29,8 +26,17 @@ from typing import Any
 
 import orjson
 import pytest
+from elastic_kit import (
+    CLI,
+    DOCS,
+    assert_once,
+    cli,
+    expected_counts,
+    index_documents,
+    index_name,
+    wait_for_text,
+)
 from pipeline_kit import REPO_ROOT, settings_env
-from shared_data import event_logs
 from topic_collector import TopicCollector, event_ids, tally
 
 from gridalarm.config import Settings
@@ -43,92 +49,10 @@ from gridalarm.producers.elastic import (
     load_mapping,
 )
 from gridalarm.producers.elastic_producer import ElasticConfig, ElasticProducer
-from gridalarm.producers.eventlog import ReadConfig, read_events
 from gridalarm.producers.sink import EventSink, SinkConfig
 from gridalarm.timeutil import format_time, parse_time
 
 pytestmark = pytest.mark.integration
-
-LOGS = event_logs()  # fails the collection when the logs are missing
-# `gridalarm produce es`, registered here as the composition root will do it.
-CLI = [
-    sys.executable,
-    "-c",
-    "import sys; from gridalarm.cli import main, produce, elastic; "
-    "elastic.register(produce.produce_app); sys.argv[0] = 'gridalarm'; main()",
-    "produce",
-    "es",
-]
-
-
-# -- documents --------------------------------------------------------------------------------
-
-
-def log_documents() -> list[dict[str, Any]]:
-    """One Fermilab-style document per event of the real logs, in log order."""
-    docs = []
-    items = read_events(LOGS, ReadConfig(timezone="UTC", source="test"))
-    for seq, item in enumerate(i for i in items if i.message is not None):
-        message = item.message
-        assert message is not None and item.ts is not None
-        cluster, _, proc = message.get("attrs", {}).get("job", "0.0").partition(".")
-        stamp = format_time(item.ts)
-        docs.append(
-            {
-                "@timestamp": stamp,
-                "EventTime": stamp,
-                "MyType" if seq % 5 else "TriggerEventTypeName": message["type"],
-                "host": message["stream"].removeprefix("schedd:"),
-                "Cluster": int(cluster),
-                "Proc": int(proc or 0),
-                "Owner": f"user{seq % 7}",
-                "pool": "test",
-                "seq": seq,
-            }
-        )
-    return docs
-
-
-DOCS = log_documents()
-
-
-def index_name(prefix: str, doc: dict[str, Any]) -> str:
-    return f"{prefix}fifebatch-logs-{doc['@timestamp'][:10].replace('-', '.')}"
-
-
-def index_documents(client: Any, prefix: str, docs: list[dict[str, Any]]) -> None:
-    """As Logstash does: a template, daily indices made by the first write, then a refresh."""
-    from elasticsearch import helpers
-
-    client.indices.put_index_template(
-        name=f"{prefix}fifebatch-logs",
-        index_patterns=[f"{prefix}fifebatch-logs-*"],
-        template={
-            "settings": {"number_of_shards": 1, "number_of_replicas": 0},
-            "mappings": {
-                "dynamic_templates": [
-                    {"strings": {"match_mapping_type": "string", "mapping": {"type": "keyword"}}}
-                ],
-                "properties": {
-                    "@timestamp": {"type": "date"},
-                    "EventTime": {"type": "keyword"},
-                    "Cluster": {"type": "keyword"},
-                    "Proc": {"type": "keyword"},
-                },
-            },
-        },
-    )
-    actions = [
-        {"_index": index_name(prefix, d), "_id": f"doc-{d['seq']}", "_source": d} for d in docs
-    ]
-    ok, errors = helpers.bulk(client, actions, chunk_size=2000, refresh="wait_for")
-    assert (ok, errors) == (len(docs), [])
-
-
-def expected_counts(docs: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
-    return Counter(
-        (f"schedd:{d['host']}", d.get("MyType") or d["TriggerEventTypeName"]) for d in docs
-    )
 
 
 # -- Kafka ------------------------------------------------------------------------------------
@@ -139,14 +63,6 @@ def collector(kafka_settings: Settings) -> Iterator[TopicCollector]:
     c = TopicCollector(kafka_settings)
     yield c
     c.close()
-
-
-def assert_once(events: list[dict[str, Any]], docs: list[dict[str, Any]]) -> None:
-    eids = Counter(eid for m in events for eid in event_ids(m))
-    twice = [e for e, n in eids.items() if n > 1]
-    assert not twice, f"{len(twice)} documents sent more than once, e.g. {twice[:3]}"
-    assert len(eids) == len(docs) == sum(m.get("n", 1) for m in events)
-    assert tally(events, "stream", "type") == expected_counts(docs)
 
 
 def run_producer(
@@ -169,37 +85,6 @@ def run_producer(
             call.client.close()
 
     return asyncio.run(main())
-
-
-def cli(
-    settings: Settings, url: str, prefix: str, *args: str, stderr: Path | None = None
-) -> subprocess.Popen[str]:
-    """The producer CLI as a child process; its stderr piped, or written to ``stderr`` (a file
-    a test can read while the producer runs)."""
-    err = None if stderr is None else stderr.open("w")
-    try:
-        return subprocess.Popen(
-            [*CLI, "--url", url, "--index", f"{prefix}fifebatch-logs-*", *args],
-            env=settings_env(settings),
-            cwd=REPO_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE if err is None else err,
-            text=True,
-        )
-    finally:
-        if err is not None:
-            err.close()  # the child has its own copy
-
-
-def wait_for_text(
-    path: Path, text: str, proc: subprocess.Popen[str], timeout: float = 60.0
-) -> None:
-    """Until ``text`` appears in the file ``path`` while ``proc`` keeps running."""
-    deadline = time.monotonic() + timeout
-    while text not in path.read_text(errors="replace"):
-        assert proc.poll() is None, f"the producer exited: {path.read_text(errors='replace')}"
-        assert time.monotonic() < deadline, f"no {text!r} in {path.name} after {timeout} s"
-        time.sleep(0.05)
 
 
 def kill_after_checkpoint(proc: subprocess.Popen[str], path: Path, field: str) -> None:
@@ -356,32 +241,13 @@ def test_unreachable_elasticsearch_is_a_one_line_error(kafka_settings: Settings)
     assert "Traceback" not in proc.stderr
 
 
-@pytest.fixture
-def own_node(tmp_path: Path, local_es_jars: Path) -> Iterator[Any]:
-    """A node of this test's own, which it may stop and start."""
-    from gridalarm.locales import LocalElasticsearch, LocalElasticsearchConfig
-
-    jars = Path(os.environ.get("GRIDALARM_ES_JARS", local_es_jars))
-    with socket.socket() as sock:  # a fixed port: the URL must stay the same across restarts
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    node = LocalElasticsearch(
-        LocalElasticsearchConfig(state_dir=tmp_path / "node", port=port, jars_dir=jars)
-    )
-    node.start()
-    try:
-        yield node
-    finally:
-        node.stop()
-
-
 def test_follow_survives_an_elasticsearch_stop_and_start(
-    own_node: Any, kafka_settings: Settings, collector: TopicCollector, tmp_path: Path
+    own_es_node: Any, kafka_settings: Settings, collector: TopicCollector, tmp_path: Path
 ) -> None:
     from elasticsearch import Elasticsearch
 
     prefix = "follow-"
-    url = own_node.url
+    url = own_es_node.url
     half = len(DOCS) // 2
     ordered = sorted(DOCS, key=lambda d: d["@timestamp"])
     early = ordered[:half]
@@ -393,10 +259,10 @@ def test_follow_survives_an_elasticsearch_stop_and_start(
     proc = cli(kafka_settings, url, prefix, *args, stderr=log)
     try:
         collector.wait_for(len(early))
-        own_node.stop()
+        own_es_node.stop()
         wait_for_text(log, "retrying", proc)  # the producer met the dead node and keeps on
-        own_node.start()
-        url = own_node.url
+        own_es_node.start()
+        url = own_es_node.url
         # New documents, as a live schedd writes them: stamped just now (several per ms),
         # visible after the refresh, well within the lag.
         now = time.time()

@@ -7,13 +7,16 @@ file (:class:`Reference`, computed once per session), filling its row of the tab
 
 from __future__ import annotations
 
+import math
 import os
 import re
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pipeline_kit import (
     Published,
     assert_same_outputs,
@@ -21,6 +24,7 @@ from pipeline_kit import (
     end_offsets,
     gridalarm,
     published,
+    read_topic,
     second_prefix,
     wait_for_worker,
     worker_group,
@@ -28,9 +32,12 @@ from pipeline_kit import (
 )
 
 from gridalarm.config import Settings
+from gridalarm.messages import Event, TimeBounds, event_of
+from gridalarm.timeutil import parse_time
 
 WINDOW = 60.0
 SESSION = {"BROKER_SESSION_TIMEOUT": "10"}  # a SIGKILLed member leaves the group after 10 s
+SORTED = orjson.OPT_SORT_KEYS
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,23 @@ def replay(kafka_settings: Settings, reference: Reference, row: dict[str, Any]) 
     return Replay(settings, worker_group(settings), total)
 
 
+def before(outputs: Published, horizon: float) -> Published:
+    """The windows, scores and alert messages of ``outputs`` for windows starting before
+    ``horizon`` (epoch seconds): what two runs that stopped at different times share."""
+
+    def early(keyed: dict[tuple, set[bytes]], start: int) -> dict[tuple, set[bytes]]:
+        return {k: v for k, v in keyed.items() if parse_time(k[start]) < horizon}
+
+    kept_alerts = early(outputs.alerts, 2)
+    ids = {k[0] for k in kept_alerts}
+    return Published(
+        windows=early(outputs.windows, 1),
+        scores=early(outputs.scores, 1),
+        opened={k: v for k, v in outputs.opened.items() if k[0] in ids},
+        alerts=kept_alerts,
+    )
+
+
 def differing(ours: dict[tuple, set[bytes]], reference: dict[tuple, set[bytes]]) -> int:
     """Keys on one side only, plus keys whose contents differ."""
     both = set(ours) & set(reference)
@@ -102,9 +126,19 @@ def differing(ours: dict[tuple, set[bytes]], reference: dict[tuple, set[bytes]])
 def compare_run(
     settings: Settings, reference: Reference, logs: Path, row: dict[str, Any], context: str
 ) -> None:
-    """Fill ``row`` with how this run's outputs differ from the reference's, then assert that
-    they do not. ``logs``: the folder of the run's ``worker-*.log`` files."""
-    ours, ref = published(settings), reference.outputs
+    """Fill ``row`` with how this run's events and outputs differ from the reference's, then
+    assert that they do not. ``logs``: the folder of the run's ``worker-*.log`` files."""
+    tally = events_lost(settings, reference)
+    row["events lost"], row["events twice"] = tally.lost, tally.twice
+    compare_outputs(published(settings), reference.outputs, logs, row, context)
+
+
+def compare_outputs(
+    ours: Published, ref: Published, logs: Path, row: dict[str, Any], context: str
+) -> None:
+    """Fill ``row`` with how the windows, scores and alert messages ``ours`` differ from
+    ``ref``'s and what the worker logs say it mended, then assert that nothing differs (the
+    events columns too, when the caller filled them)."""
     row["windows lost"] = len(set(ref.windows) - set(ours.windows))
     row["windows extra"] = len(set(ours.windows) - set(ref.windows))
     row["windows changed"] = differing(ours.windows, ref.windows) - (
@@ -118,4 +152,51 @@ def compare_run(
     row["offsets passed over"] = sum(map(int, skipped))
     row["refetches"] = len(re.findall(r"seeking back to", text))
     notes = "\n".join(re.findall(r".*(?:are not in the log|seeking back to).*", text))
+    lost, twice = row.get("events lost", 0), row.get("events twice", 0)
+    assert (lost, twice) == (0, 0), f"events lost {lost}, twice {twice}\n{context}"
     assert_same_outputs(ours, ref, context=f"{context}\n{notes}")
+
+
+@dataclass(frozen=True)
+class EventTally:
+    """The events of a file against those on an events topic (see :func:`events_lost`)."""
+
+    events: int  # in the file
+    lost: int  # in the file, not on the topic
+    twice: int  # on the topic more often than in the file
+
+
+def events_lost(settings: Settings, reference: Reference) -> EventTally:
+    """Whether the events topic of ``settings`` holds every event of the reference file
+    exactly once, whatever the producer coalesced.
+
+    An event with an id (``attrs.eid``, a merged message's ``attrs.eids``) counts under it; a
+    counter event without one counts ``n`` times under (stream, type, window slot), since the
+    producer merges only events of one slot; a gauge sample once under its stream, time and
+    values. Heartbeats carry no events. Reusable by any fault test that replays the file."""
+    lines = reference.events.read_bytes().splitlines()
+    ours = _event_keys(read_topic(settings, "events"))
+    theirs = _event_keys(orjson.loads(line) for line in lines if line.strip())
+    return EventTally(
+        events=sum(theirs.values()),
+        lost=sum((theirs - ours).values()),
+        twice=sum((ours - theirs).values()),
+    )
+
+
+def _event_keys(messages: Iterable[dict[str, Any]]) -> Counter[tuple]:
+    bounds = TimeBounds(max_future=math.inf)
+    keys: Counter[tuple] = Counter()
+    for data in messages:
+        event = event_of(data, bounds)
+        if not isinstance(event, Event):
+            continue  # a heartbeat
+        attrs = data.get("attrs") or {}
+        eids = [attrs["eid"]] if "eid" in attrs else attrs.get("eids", [])
+        if eids:
+            keys.update(("eid", eid) for eid in eids)
+        elif event.metrics is not None:
+            keys[("gauge", event.stream, event.ts, orjson.dumps(event.metrics, option=SORTED))] += 1
+        else:
+            keys[("count", event.stream, event.kind, math.floor(event.ts / WINDOW))] += event.n
+    return keys

@@ -3,6 +3,7 @@ retries (over plain functions, no cluster) and the checkpoint file."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +223,37 @@ def test_retries_until_the_cluster_answers_and_says_so_once() -> None:
     assert call("search", fn) == {"ok": True}
     assert fn.calls == 4 and call.retries == 3
     assert len(warnings) == 2 and "retrying" in warnings[0] and "answers again" in warnings[1]
+
+
+def test_an_outage_is_kept_from_the_first_failure_to_the_answer() -> None:
+    call, _ = retrying()
+    before = time.time()
+    call("search", Flaky(connection_error(), 3))
+    assert len(call.outages) == 1
+    outage = call.outages[0]
+    assert before <= outage.began <= outage.answered <= time.time()
+    call("search", Flaky(connection_error(), 0))  # answered at once: no outage
+    assert len(call.outages) == 1
+
+
+def test_a_follower_reads_no_further_than_before_an_outage_until_a_lag_after_it() -> None:
+    import doctest
+
+    from gridalarm.producers import elastic_producer
+    from gridalarm.producers.elastic import Outage
+    from gridalarm.producers.elastic_producer import follow_upper
+
+    lag, outage = 60.0, Outage(began=1000.0, answered=1090.0)
+    assert follow_upper(990.0, lag, [outage]) == 930.0  # before: the plain rule
+    # From the answer until a lag after it: held at the last end that was safe before it.
+    assert follow_upper(1091.0, lag, [outage]) == 940.0
+    assert follow_upper(1149.9, lag, [outage]) == 940.0
+    assert follow_upper(1150.0, lag, [outage]) == 1090.0  # documents of the outage had a lag
+    # Two outages: the earliest beginning still held wins.
+    later = Outage(began=1100.0, answered=1120.0)
+    assert follow_upper(1130.0, lag, [outage, later]) == 940.0
+    assert follow_upper(1160.0, lag, [outage, later]) == 1040.0
+    assert doctest.testmod(elastic_producer)[:2] == (0, 3)
 
 
 def test_partial_results_and_503_are_retried() -> None:
