@@ -10,6 +10,7 @@ from benchmarks import (
     eventlog_rate,
     lstm_step,
     novelty_step,
+    scale,
     soak,
     worker_throughput,
 )
@@ -20,6 +21,8 @@ def main() -> None:
     worker_throughput.main([])
     print("== backfill: 1,000 streams at 1-minute windows, a quarter day, scaled to 30 days ==")
     backfill.main(["--days", "0.25"])
+    print("== scale: 10,000 streams at 1-minute windows: closes, state, restore of a new owner ==")
+    scale.main(["--streams", "10000"])
     print("== detection on simulated pools (in-process, the worker's scoring code) ==")
     detection.main([])
     print("== LSTM streaming step, per-stream Keras baseline, state size, training time ==")

@@ -290,3 +290,17 @@ def test_alerts_of_windows_inside_a_silence_of_their_stream_come_out_suppressed(
                                  ("update", None)]  # fmt: skip
     for alert in alerts:
         validate("alert", alert)
+
+
+def test_a_silent_window_message_is_the_same_as_any_other_and_its_own() -> None:
+    # The all-zeros fast path of window_message: the same message as the general path would
+    # give (integer zeros), and a dict of its own, so that changing one changes no other.
+    silent = ClosedWindow("schedd:x", T0, T0 + SIZE, (0.0, -0.0, 0.0, 0.0), 0, 0)
+    first, second = window_message(silent, FEATURES), window_message(silent, FEATURES)
+    validate("window", first)
+    assert orjson.dumps(first["features"]) == orjson.dumps(dict.fromkeys(FEATURES, 0))
+    assert first["start"] == format_time(T0) and first["end"] == format_time(T0 + SIZE)
+    first["features"]["other"] = 5
+    assert second["features"]["other"] == 0
+    with pytest.raises(ValueError):
+        window_message(ClosedWindow("schedd:x", T0, T0 + SIZE, (0.0,), 0, 0), FEATURES)
