@@ -230,7 +230,11 @@ def _validate_schedule(config: SimulationConfig) -> None:
         if every < config.window:
             _fail("incident_every", f"seconds >= window ({config.window:g}), or None", every)
         if not config.incidents:
-            _fail("incident_every", "None unless incidents names at least one kind", every)
+            _fail(
+                "incident_every",
+                "to be left unset while incidents is empty (name a kind there, e.g. outage)",
+                every,
+            )
     elif config.duration is None and config.incidents:
         _fail(
             "incident_every",

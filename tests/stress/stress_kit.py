@@ -1,8 +1,11 @@
 """What the fault loops share: the reference run, and one run's outputs compared with it.
 
-Every loop replays the same simulated file to a fresh prefix, puts its workers through a fault,
-and compares every window, score and alert message with one worker's undisturbed run of the
-file (:class:`Reference`, computed once per session), filling its row of the table.
+Every loop replays the same simulated file to a fresh prefix, puts its workers (or its broker)
+through a fault, checks that the events topic holds every event of the file once
+(:func:`events_lost`) and compares every window, score and alert message with one worker's
+undisturbed run of the file (:class:`Reference`, computed once per session), filling its row
+of the table. :func:`compare_outputs` and :func:`before` serve faults whose reference is made
+otherwise (the Elasticsearch outage).
 """
 
 from __future__ import annotations
