@@ -19,7 +19,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -45,15 +45,38 @@ class JavaServer:
         self.pid_path.unlink(missing_ok=True)
         self._proc = None
 
+    def stop(self) -> bool:
+        """Stop the server (SIGTERM, SIGKILL after ``stop_timeout``); True if one was running."""
+        return self._end(self._terminate)
+
+    def _end(self, how: Callable[[int], None]) -> bool:
+        """Under the lock, end our running server with ``how(pid)``; True if one was running.
+        A pid file naming no live server of ours is removed."""
+        if not self.root.is_dir():
+            return False
+        with self._locked():
+            pid = self._live_pid()
+            if pid is None:
+                self._forget()
+                return False
+            how(pid)
+            return True
+
     def _terminate(self, pid: int) -> None:
         """SIGTERM, then SIGKILL after ``stop_timeout``: a shutdown that hangs (a broker waiting
         on a dead controller, a node flushing) must not leave a server behind, whose ports and
         data folder the next start would find taken."""
         self._signal(pid, signal.SIGTERM)
-        if not self._wait_exit(pid, self.stop_timeout):
-            self._signal(pid, signal.SIGKILL)
-            if not self._wait_exit(pid, 10.0):
-                raise self.error(f"{self.what} (pid {pid}) survived SIGKILL")
+        if self._wait_exit(pid, self.stop_timeout):
+            self._forget()
+        else:
+            self._kill(pid)
+
+    def _kill(self, pid: int) -> None:
+        """SIGKILL, and wait until the process is gone."""
+        self._signal(pid, signal.SIGKILL)
+        if not self._wait_exit(pid, 10.0):
+            raise self.error(f"{self.what} (pid {pid}) survived SIGKILL")
         self._forget()
 
     def _live_pid(self) -> int | None:

@@ -365,18 +365,6 @@ class LocalElasticsearch(JavaServer):
             self._wait_ready(proc)
             return True
 
-    def stop(self) -> bool:
-        """Stop the node (SIGTERM, SIGKILL after ``stop_timeout``); True if one was running."""
-        if not self.root.is_dir():
-            return False
-        with self._locked():
-            pid = self._live_pid()
-            if pid is None:
-                self._forget()
-                return False
-            self._terminate(pid)
-            return True
-
     def status(self) -> LocalElasticsearchStatus:
         """Whether our node process is alive and answering. Takes no lock: never blocks."""
         url = self.url

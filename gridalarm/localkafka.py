@@ -15,7 +15,6 @@ import base64
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import time
 import uuid
@@ -182,32 +181,11 @@ class LocalKafka(JavaServer):
             self._wait_ready(proc)
             return True
 
-    def stop(self) -> bool:
-        """Stop the broker (SIGTERM, SIGKILL after ``stop_timeout``); True if one was running."""
-        if not self.root.is_dir():
-            return False
-        with self._locked():
-            pid = self._live_pid()
-            if pid is None:
-                self._forget()
-                return False
-            self._terminate(pid)
-            return True
-
     def kill(self) -> bool:
         """SIGKILL the broker, as a crash or a power cut would: no controlled shutdown, nothing
         handed over. True if one was running. Fault tests lose a cluster node this way."""
-        if not self.root.is_dir():
+        if not self._end(self._kill):
             return False
-        with self._locked():
-            pid = self._live_pid()
-            if pid is None:
-                self._forget()
-                return False
-            self._signal(pid, signal.SIGKILL)
-            if not self._wait_exit(pid, 10.0):
-                raise LocalKafkaError(f"the local Kafka broker (pid {pid}) survived SIGKILL")
-            self._forget()
         # The main thread of a killed JVM is a zombie while its other threads still exit and
         # hold its sockets: a start right away would find the ports taken.
         deadline = time.monotonic() + 10.0
