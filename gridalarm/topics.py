@@ -16,7 +16,6 @@ from kafka.admin import KafkaAdminClient
 
 from gridalarm.config import Settings
 from gridalarm.kafka_auth import (
-    LOCAL_BOOTSTRAP,
     KafkaAccess,
     KafkaTarget,
     access_of,
@@ -68,13 +67,9 @@ class KafkaAccessError(KafkaSetupError):
     """The broker answers but refuses the credentials, or TLS fails (see gridalarm.kafka_auth)."""
 
 
-def resolve_bootstrap(settings: Settings) -> str:
-    """The broker address: ``settings.kafka`` (GRIDALARM_KAFKA), else the local broker's."""
-    return settings.kafka or LOCAL_BOOTSTRAP
-
-
 def resolve_kafka(settings: Settings) -> KafkaAccess:
-    """The broker address and its security settings (GRIDALARM_KAFKA*): what clients get."""
+    """The broker address (``settings.kafka``, GRIDALARM_KAFKA, else the local broker's) and
+    its security settings (GRIDALARM_KAFKA*): what clients get."""
     return KafkaAccess.from_settings(settings)
 
 

@@ -12,14 +12,14 @@ import pytest
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from gridalarm.config import Settings
+from gridalarm.kafka_auth import LOCAL_BOOTSTRAP
 from gridalarm.topics import (
-    LOCAL_BOOTSTRAP,
     TOPIC_KINDS,
     TOPIC_PARTITIONS,
     BrokerUnavailableError,
     KafkaSetupError,
     ensure_topics,
-    resolve_bootstrap,
+    resolve_kafka,
     wait_for_broker,
 )
 
@@ -172,6 +172,6 @@ def test_malformed_address_is_a_setup_error(bad: str) -> None:
         wait_for_broker(bad, timeout=0.1)
 
 
-def test_resolve_bootstrap() -> None:
-    assert resolve_bootstrap(Settings(kafka="kafka-1:9092")) == "kafka-1:9092"
-    assert resolve_bootstrap(Settings(kafka=None)) == LOCAL_BOOTSTRAP == "127.0.0.1:9092"
+def test_resolve_kafka_address() -> None:
+    assert resolve_kafka(Settings(kafka="kafka-1:9092")).bootstrap == "kafka-1:9092"
+    assert resolve_kafka(Settings(kafka=None)).bootstrap == LOCAL_BOOTSTRAP == "127.0.0.1:9092"
