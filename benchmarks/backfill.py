@@ -20,16 +20,8 @@ import time
 import uuid
 from pathlib import Path
 
-from kafka import KafkaConsumer
-
 from benchmarks.broker import broker
-from benchmarks.worker_throughput import (
-    REPO,
-    env_of,
-    events_partitions,
-    peak_rss_kib,
-    total_messages,
-)
+from benchmarks.worker_throughput import REPO, Offsets, env_of, peak_rss_kib, start_worker
 from gridalarm.config import Settings
 from gridalarm.topics import ensure_topics
 
@@ -46,22 +38,15 @@ def run(settings: Settings, streams: int, days: float, log: Path) -> dict:
          "--days", str(days), "--window", "1m", "--seed", "2", "--to-kafka", "--quiet"],
         env=env, cwd=REPO, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
-    with log.open("wb") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "gridalarm", "worker"],
-            env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka, group_id=settings.worker_id, enable_auto_commit=False
-    )
+    worker = start_worker(settings, log)
+    offsets = Offsets(settings)
     try:
         summary, _ = producer.communicate()
         if producer.returncode != 0:
             raise SystemExit(f"the simulator failed ({producer.returncode})")
         produced = time.perf_counter() - started
-        total = total_messages(settings)
-        tps = events_partitions(settings)
-        while sum(consumer.committed(tp) or 0 for tp in tps) < total:
+        total = offsets.events_end()
+        while offsets.committed() < total:
             if worker.poll() is not None:
                 raise SystemExit(f"the worker exited with {worker.returncode}; see {log}")
             time.sleep(0.5)
@@ -70,7 +55,7 @@ def run(settings: Settings, streams: int, days: float, log: Path) -> dict:
     finally:
         worker.terminate()
         worker.wait(timeout=60)
-        consumer.close()
+        offsets.close()
     events = int(summary.split()[1])  # "sent N simulated events ..."
     return {
         "streams": streams,

@@ -45,7 +45,13 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from benchmarks.broker import broker
-from benchmarks.worker_throughput import REPO, env_of, events_partitions
+from benchmarks.worker_throughput import (
+    REPO,
+    Offsets,
+    env_of,
+    rss_mib,
+    start_worker,
+)
 from gridalarm.config import DEFAULT_FEATURES, Settings
 from gridalarm.messages import event_message
 from gridalarm.producers.sink import EventSink, SinkConfig
@@ -87,13 +93,6 @@ def stream_name(i: int) -> str:
     return f"schedd:scale{i:07d}"
 
 
-def rss_mib(pid: int, key: str = "VmRSS:") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def sink_config(settings: Settings) -> SinkConfig:
     # No coalescing, no periodic heartbeats: the benchmark says when event time moves.
     return SinkConfig(
@@ -125,32 +124,6 @@ async def send_heartbeat(settings: Settings, ts: float) -> None:
         await sink.flush()
 
 
-class Offsets:
-    """End and committed offsets of the topics the benchmark watches."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=settings.kafka, group_id=settings.worker_id, enable_auto_commit=False
-        )
-        self.events = events_partitions(settings)
-        self.windows = [
-            TopicPartition(settings.topic("windows"), p) for p in range(settings.partitions)
-        ]
-
-    def windows_total(self) -> int:
-        return sum(self.consumer.end_offsets(self.windows).values())
-
-    def events_end(self) -> int:
-        return sum(self.consumer.end_offsets(self.events).values())
-
-    def committed(self) -> int:
-        return sum(self.consumer.committed(tp) or 0 for tp in self.events)
-
-    def close(self) -> None:
-        self.consumer.close()
-
-
 def wait(what: str, done, proc: subprocess.Popen, log: Path, poll: float = 0.05) -> float:
     """Poll ``done()`` until true; the monotonic time it was first seen true."""
     deadline = time.monotonic() + DEADLINE
@@ -161,15 +134,6 @@ def wait(what: str, done, proc: subprocess.Popen, log: Path, poll: float = 0.05)
             raise SystemExit(f"gave up waiting for {what}; see {log}")
         time.sleep(poll)
     return time.monotonic()
-
-
-def start_worker(settings: Settings, log: Path) -> subprocess.Popen:
-    env = {**env_of(settings), "GRIDALARM_DETECTOR": settings.detector}
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "gridalarm", "worker"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
-        )  # fmt: skip
 
 
 def caught_up(offsets: Offsets) -> bool:
@@ -336,7 +300,7 @@ def measure(settings: Settings, args: argparse.Namespace, tmp: Path) -> dict:
     offsets = Offsets(settings)
     run = Run(streams=n)
     rng = random.Random(1)
-    worker = start_worker(settings, log)
+    worker = start_worker(settings, log, GRIDALARM_DETECTOR=settings.detector)
     try:
         # A heartbeat before any stream: the worker applies it (and commits) once it has
         # joined the group, so its RSS then is that of a worker with no stream.
@@ -366,7 +330,7 @@ def measure(settings: Settings, args: argparse.Namespace, tmp: Path) -> dict:
                 f"{close.rss_mib:.0f} MiB",
                 flush=True,
             )
-        run.peak_rss_mib = rss_mib(worker.pid, "VmHWM:")
+        run.peak_rss_mib = rss_mib(worker.pid, "VmHWM")
     finally:
         worker.terminate()
         worker.wait(timeout=600)
@@ -412,7 +376,7 @@ def measure(settings: Settings, args: argparse.Namespace, tmp: Path) -> dict:
     fresh = settings.model_copy(update={"state_dir": settings.state_dir.with_name("state-new")})
     windows_before = offsets.windows_total()
     started = time.monotonic()
-    worker = start_worker(fresh, log)
+    worker = start_worker(fresh, log, GRIDALARM_DETECTOR=fresh.detector)
     try:
         restored = wait(
             "the new owner's first commit",
@@ -421,7 +385,7 @@ def measure(settings: Settings, args: argparse.Namespace, tmp: Path) -> dict:
         restored_rss = rss_mib(worker.pid)  # the state restored, before its first close
         restore = close_window(fresh, offsets, worker, log, window, n)
         restore_s = restored - started
-        new_owner_peak = rss_mib(worker.pid, "VmHWM:")
+        new_owner_peak = rss_mib(worker.pid, "VmHWM")
     finally:
         worker.terminate()
         worker.wait(timeout=600)

@@ -30,10 +30,8 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from kafka import KafkaConsumer, TopicPartition
-
 from benchmarks.broker import broker
-from benchmarks.worker_throughput import REPO, env_of, events_partitions, total_messages
+from benchmarks.worker_throughput import REPO, Offsets, env_of, rss_mib, start_worker
 from gridalarm.config import Settings
 from gridalarm.timeutil import parse_duration
 from gridalarm.topics import ensure_topics
@@ -54,13 +52,6 @@ class Sample:
         return self.produced - self.committed
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def run(settings: Settings, args: argparse.Namespace, log: Path) -> list[Sample]:
     """Run the producer and the worker for the duration; the samples taken meanwhile."""
     env = env_of(settings)
@@ -72,15 +63,8 @@ def run(settings: Settings, args: argparse.Namespace, log: Path) -> list[Sample]
              "--quiet"],
             env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
-    with log.open("wb") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "gridalarm", "worker"],
-            env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka, group_id=settings.worker_id, enable_auto_commit=False
-    )
-    windows_tps = [TopicPartition(settings.topic("windows"), p) for p in range(settings.partitions)]
+    worker = start_worker(settings, log)
+    offsets = Offsets(settings)
     samples: list[Sample] = []
     started = time.monotonic()
     try:
@@ -89,14 +73,13 @@ def run(settings: Settings, args: argparse.Namespace, log: Path) -> list[Sample]
                 if proc.poll() is not None:
                     tail = log.with_name(f"{what}.log").read_text(errors="replace")[-2000:]
                     raise SystemExit(f"the {what} exited with {proc.returncode}:\n{tail}")
-            tps = events_partitions(settings)
             samples.append(
                 Sample(
                     minute=round(elapsed / 60, 3),
                     rss_mib=round(rss_mib(worker.pid), 1),
-                    produced=total_messages(settings),
-                    committed=sum(consumer.committed(tp) or 0 for tp in tps),
-                    windows=sum(consumer.end_offsets(windows_tps).values()),
+                    produced=offsets.events_end(),
+                    committed=offsets.committed(),
+                    windows=offsets.windows_total(),
                 )
             )
             time.sleep(max(0.0, args.every - (time.monotonic() - started - elapsed)))
@@ -105,7 +88,7 @@ def run(settings: Settings, args: argparse.Namespace, log: Path) -> list[Sample]
             proc.terminate()
         for proc in (producer, worker):
             proc.wait(timeout=60)
-        consumer.close()
+        offsets.close()
     return samples
 
 

@@ -200,11 +200,55 @@ def consumer_process_rate(
         consumer.close()
 
 
-def peak_rss_kib(pid: int) -> int:
+def status_kib(pid: int, field: str) -> int:
+    """A memory figure of ``/proc/<pid>/status`` in KiB: ``VmRSS`` (now) or ``VmHWM`` (peak)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
     return 0
+
+
+def peak_rss_kib(pid: int) -> int:
+    return status_kib(pid, "VmHWM")
+
+
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    return status_kib(pid, field) / 1024
+
+
+def start_worker(settings: Settings, log: Path, **env: str) -> subprocess.Popen:
+    """A ``gridalarm worker`` on ``settings`` (``env`` added), its output appended to ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gridalarm", "worker"],
+            env={**env_of(settings), **env}, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+        )  # fmt: skip
+
+
+class Offsets:
+    """End and committed offsets of the topics a benchmark watches (the worker's group)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=settings.kafka, group_id=settings.worker_id, enable_auto_commit=False
+        )
+        self.events = events_partitions(settings)
+        self.windows = [
+            TopicPartition(settings.topic("windows"), p) for p in range(settings.partitions)
+        ]
+
+    def windows_total(self) -> int:
+        return sum(self.consumer.end_offsets(self.windows).values())
+
+    def events_end(self) -> int:
+        return sum(self.consumer.end_offsets(self.events).values())
+
+    def committed(self) -> int:
+        return sum(self.consumer.committed(tp) or 0 for tp in self.events)
+
+    def close(self) -> None:
+        self.consumer.close()
 
 
 def measure(settings: Settings, mix: str, args: argparse.Namespace, tmp: Path) -> dict:

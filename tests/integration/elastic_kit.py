@@ -23,15 +23,7 @@ from gridalarm.producers.eventlog import ReadConfig, read_events
 from gridalarm.timeutil import format_time
 
 LOGS = event_logs()  # fails the collection when the logs are missing
-# `gridalarm produce es`, registered here as the composition root will do it.
-CLI = [
-    sys.executable,
-    "-c",
-    "import sys; from gridalarm.cli import main, produce, elastic; "
-    "elastic.register(produce.produce_app); sys.argv[0] = 'gridalarm'; main()",
-    "produce",
-    "es",
-]
+CLI = [sys.executable, "-m", "gridalarm", "produce", "es"]  # `gridalarm produce es`
 
 
 def log_documents() -> list[dict[str, Any]]:
@@ -71,11 +63,15 @@ def index_documents(client: Any, prefix: str, docs: list[dict[str, Any]]) -> Non
     from elasticsearch import helpers
 
     put_template(client, prefix)
-    actions = [
-        {"_index": index_name(prefix, d), "_id": f"doc-{d['seq']}", "_source": d} for d in docs
-    ]
-    ok, errors = helpers.bulk(client, actions, chunk_size=2000, refresh="wait_for")
+    ok, errors = helpers.bulk(
+        client, bulk_actions(prefix, docs), chunk_size=2000, refresh="wait_for"
+    )
     assert (ok, errors) == (len(docs), [])
+
+
+def bulk_actions(prefix: str, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Index actions for ``docs``, each under the id ``doc-<seq>`` in its daily index."""
+    return [{"_index": index_name(prefix, d), "_id": f"doc-{d['seq']}", "_source": d} for d in docs]
 
 
 def put_template(client: Any, prefix: str) -> None:

@@ -13,14 +13,18 @@ from __future__ import annotations
 import math
 import os
 import re
+import subprocess
+import sys
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 from pipeline_kit import (
+    REPO_ROOT,
     Published,
     assert_same_outputs,
     committed,
@@ -29,6 +33,8 @@ from pipeline_kit import (
     published,
     read_topic,
     second_prefix,
+    settings_env,
+    stop,
     wait_for_worker,
     worker_group,
     worker_process,
@@ -101,6 +107,32 @@ def replay(kafka_settings: Settings, reference: Reference, row: dict[str, Any]) 
     gridalarm(settings, "produce", "replay", str(reference.events), "--speed", "max", "--quiet")
     row["events"] = total = end_offsets(settings, "events")
     return Replay(settings, worker_group(settings), total)
+
+
+@contextmanager
+def producing(
+    settings: Settings, events: Path, speed: float, log: Path
+) -> Iterator[subprocess.Popen]:
+    """``gridalarm produce replay`` of ``events`` in the background at ``speed`` times real
+    time (its output in ``log``), for faults that must strike while a producer runs; stopped
+    on exit if it still runs."""
+    args = [
+        sys.executable, "-m", "gridalarm", "produce", "replay", str(events),
+        "--speed", f"{speed:.3f}", "--quiet",
+    ]  # fmt: skip
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            args, env=settings_env(settings), stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT
+        )
+    try:
+        yield proc
+    finally:
+        stop(proc)
+
+
+def replay_failure(log: Path) -> str:
+    """What a failed :func:`producing` replay said, for an assertion message."""
+    return "the replay failed:\n" + log.read_text(errors="replace")[-3000:]
 
 
 def before(outputs: Published, horizon: float) -> Published:

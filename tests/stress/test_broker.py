@@ -15,8 +15,6 @@ before the kill.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,17 +22,14 @@ from typing import Any
 
 import pytest
 from pipeline_kit import (
-    REPO_ROOT,
     committed,
     end_offsets,
-    settings_env,
-    stop,
     wait_for_worker,
     wait_until,
     worker_group,
     worker_process,
 )
-from stress_kit import SESSION, WINDOW, Reference, compare_run
+from stress_kit import SESSION, WINDOW, Reference, compare_run, producing, replay_failure
 
 from gridalarm.config import Settings
 from gridalarm.localkafka import LocalKafka, LocalKafkaConfig
@@ -43,7 +38,7 @@ from gridalarm.topics import ensure_topics
 pytestmark = pytest.mark.integration
 
 PORT, CONTROLLER_PORT = 39196, 39197  # not the localkafka tests' 39192-39193
-SPEED = "400"  # the reference file's 0.3 day in about 65 s
+SPEED = 400.0  # times real time: the reference file's 0.3 day in about 65 s
 SETTLE = 15.0  # seconds of the worker committing before the kill
 DOWN = 15.0  # seconds the broker stays dead
 RUNS = int(os.environ.get("GRIDALARM_STRESS_BROKER_RUNS", "1"))
@@ -86,39 +81,31 @@ def test_the_broker_killed_and_restarted_mid_stream_changes_nothing(
     producer_log = tmp_path / "producer.log"
     with (
         worker_process(settings, tmp_path / "worker-0.log", **SESSION) as worker,
-        producer_log.open("wb") as out,
+        producing(settings, reference.events, SPEED, producer_log) as producer,
     ):
-        producer = subprocess.Popen(
-            [sys.executable, "-m", "gridalarm", "produce", "replay", str(reference.events),
-             "--speed", SPEED, "--quiet"],
-            env=settings_env(settings), stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
-        )  # fmt: skip
-        try:
 
-            def started() -> bool:
-                assert worker.poll() is None, f"the worker exited with {worker.returncode}"
-                return committed(settings, group) > 0
+        def started() -> bool:
+            assert worker.poll() is None, f"the worker exited with {worker.returncode}"
+            return committed(settings, group) > 0
 
-            wait_until(started, 180, "the worker's first commit", 0.2)
-            time.sleep(SETTLE)  # the fault's place in the replay, not a synchronisation
-            assert producer.poll() is None, "the replay ended before the kill: slow it down"
-            before = committed(settings, group)
-            assert own_broker.kill()  # SIGKILL; returns once its ports are free
-            killed = time.monotonic()
-            time.sleep(DOWN)  # the outage itself
-            own_broker.start()
-            restarted = time.monotonic()
+        wait_until(started, 180, "the worker's first commit", 0.2)
+        time.sleep(SETTLE)  # the fault's place in the replay, not a synchronisation
+        assert producer.poll() is None, "the replay ended before the kill: slow it down"
+        before = committed(settings, group)
+        assert own_broker.kill()  # SIGKILL; returns once its ports are free
+        killed = time.monotonic()
+        time.sleep(DOWN)  # the outage itself
+        own_broker.start()
+        restarted = time.monotonic()
 
-            def moved_on() -> bool:
-                assert worker.poll() is None, f"the worker exited with {worker.returncode}"
-                return committed(settings, group) > before
+        def moved_on() -> bool:
+            assert worker.poll() is None, f"the worker exited with {worker.returncode}"
+            return committed(settings, group) > before
 
-            wait_until(moved_on, 300, "the worker's first commit after the restart", 0.2)
-            stress_row["recovery s"] = time.monotonic() - restarted
-            assert producer.wait(timeout=300) == 0, producer_log.read_text()[-3000:]
-            wait_for_worker(settings, worker, timeout=300)
-            stress_row["events"] = end_offsets(settings, "events")
-        finally:
-            stop(producer)
+        wait_until(moved_on, 300, "the worker's first commit after the restart", 0.2)
+        stress_row["recovery s"] = time.monotonic() - restarted
+        assert producer.wait(timeout=300) == 0, replay_failure(producer_log)
+        wait_for_worker(settings, worker, timeout=300)
+        stress_row["events"] = end_offsets(settings, "events")
     down = f"killed at {before} committed, restarted after {restarted - killed:.1f} s"
     compare_run(settings, reference, tmp_path, stress_row, down)

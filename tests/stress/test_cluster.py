@@ -21,8 +21,6 @@ printed too. The cluster takes the client ports from ``GRIDALARM_STRESS_CLUSTER_
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -34,18 +32,16 @@ import pytest
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 from pipeline_kit import (
-    REPO_ROOT,
     committed,
     committed_offsets,
     end_offsets,
     partition_progress,
-    settings_env,
     wait_for_worker,
     wait_until,
     worker_group,
     worker_process,
 )
-from stress_kit import SESSION, WINDOW, Reference, compare_run
+from stress_kit import SESSION, WINDOW, Reference, compare_run, producing, replay_failure
 
 from gridalarm.config import Settings
 from gridalarm.localcluster import LocalClusterConfig, LocalKafkaCluster
@@ -186,34 +182,6 @@ def event_span(path: Path) -> float:
     return max(times) - min(times)
 
 
-class producing:
-    """``gridalarm produce replay`` in the background, at ``speed``; SIGTERMed on exit."""
-
-    def __init__(self, settings: Settings, events: Path, speed: float, log: Path) -> None:
-        self.args = [
-            sys.executable, "-m", "gridalarm", "produce", "replay", str(events),
-            "--speed", f"{speed:.3f}", "--quiet",
-        ]  # fmt: skip
-        self.env = settings_env(settings)
-        self.log = log
-
-    def __enter__(self) -> subprocess.Popen:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                self.args, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT
-            )
-        return self.proc
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
-
-
-def replay_failure(log: Path) -> str:
-    return "the replay failed:\n" + log.read_text(errors="replace")[-3000:]
-
-
 def committed_or_none(settings: Settings) -> int | None:
     """What the worker group committed, or None while the cluster cannot say (no coordinator)."""
     try:
@@ -226,41 +194,37 @@ def admin(settings: Settings) -> KafkaAdminClient:
     return KafkaAdminClient(bootstrap_servers=str(settings.kafka).split(","))
 
 
-def leaders(settings: Settings, topic: str) -> dict[int, list[int]]:
-    """Node id → the partitions of ``topic`` it leads."""
+def partitions(settings: Settings, topic: str) -> list[dict[str, Any]]:
+    """The cluster's description of each partition of ``topic`` (leader, replicas, ISR)."""
     client = admin(settings)
     try:
         (described,) = client.describe_topics([topic])
     finally:
         client.close()
+    return described["partitions"]
+
+
+def leaders(settings: Settings, topic: str) -> dict[int, list[int]]:
+    """Node id → the partitions of ``topic`` it leads."""
     out: dict[int, list[int]] = {}
-    for part in described["partitions"]:
+    for part in partitions(settings, topic):
         out.setdefault(part["leader_id"], []).append(part["partition_index"])
     return {node: sorted(parts) for node, parts in out.items()}
 
 
 def replication(settings: Settings, topic: str) -> list[int]:
     """Each partition's number of replicas, in partition order."""
-    client = admin(settings)
-    try:
-        (described,) = client.describe_topics([topic])
-    finally:
-        client.close()
-    parts = sorted(described["partitions"], key=lambda p: p["partition_index"])
+    parts = sorted(partitions(settings, topic), key=lambda p: p["partition_index"])
     return [len(p["replica_nodes"]) for p in parts]
 
 
 def all_in_sync(settings: Settings, replicas: int) -> bool:
     """Every partition of the run's events topic has ``replicas`` replicas in sync."""
     try:
-        client = admin(settings)
-        try:
-            (described,) = client.describe_topics([settings.topic("events")])
-        finally:
-            client.close()
+        parts = partitions(settings, settings.topic("events"))
     except KafkaError:
         return False
-    return all(len(p["isr_nodes"]) == replicas for p in described["partitions"])
+    return all(len(p["isr_nodes"]) == replicas for p in parts)
 
 
 def coordinator(settings: Settings, group: str) -> int:

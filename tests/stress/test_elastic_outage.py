@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from elastic_kit import DOCS, cli, index_name, put_template, wait_for_text
+from elastic_kit import DOCS, bulk_actions, cli, put_template, wait_for_text
 from pipeline_kit import (
     committed,
     end_offsets,
@@ -82,12 +82,8 @@ class LiveWriter(threading.Thread):
 
         if not self._backlog:
             return
-        actions = [
-            {"_index": index_name(self.prefix, d), "_id": f"doc-{d['seq']}", "_source": d}
-            for d in self._backlog
-        ]
         try:
-            helpers.bulk(client, actions, chunk_size=2000)
+            helpers.bulk(client, bulk_actions(self.prefix, self._backlog), chunk_size=2000)
         except Exception:  # the node is down or starting: keep the batch, as Logstash does
             self.refused += 1
             time.sleep(0.5)

@@ -9,14 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-CLI = [
-    sys.executable,
-    "-c",
-    "import sys; from gridalarm.cli import main, produce, elastic; "
-    "elastic.register(produce.produce_app); sys.argv[0] = 'gridalarm'; main()",
-    "produce",
-    "es",
-]
+CLI = [sys.executable, "-m", "gridalarm", "produce", "es"]  # `gridalarm produce es`
 
 
 @pytest.mark.parametrize(
